@@ -1,0 +1,155 @@
+package memtable
+
+import (
+	"bytes"
+	"math/bits"
+)
+
+// compare orders the internal key (nk, nt) against (key, trailer) as
+// base.CompareInternal does: user key ascending, then trailer descending.
+func compare(nk []byte, nt uint64, key []byte, trailer uint64) int {
+	if c := bytes.Compare(nk, key); c != 0 {
+		return c
+	}
+	switch {
+	case nt > trailer:
+		return -1
+	case nt < trailer:
+		return 1
+	}
+	return 0
+}
+
+// bufOf returns the retained buffer of nd. *d is the caller's copy of the
+// directory; it is reloaded when it predates nd's buffer. Any directory long
+// enough to index a buffer holds it (see MemTable.dir).
+func (m *MemTable) bufOf(d *[][]byte, nd *node) []byte {
+	if int(nd.bufRef) >= len(*d) {
+		*d = *m.dir.Load()
+	}
+	return (*d)[nd.bufRef]
+}
+
+// userKey returns the user key of nd, a node that is not a sentinel.
+func (m *MemTable) userKey(d *[][]byte, nd *node) []byte {
+	end := nd.keyOff + nd.keyLen
+	return m.bufOf(d, nd)[nd.keyOff:end:end]
+}
+
+// value returns the value of nd, a node that is not a sentinel.
+func (m *MemTable) value(d *[][]byte, nd *node) []byte {
+	end := nd.valOff + nd.valLen
+	return m.bufOf(d, nd)[nd.valOff:end:end]
+}
+
+// target is a position being searched for, with the reader's directory.
+type target struct {
+	d       *[][]byte
+	key     []byte
+	trailer uint64
+}
+
+// cmp compares node off (not a sentinel) with the target.
+func (m *MemTable) cmp(t *target, off uint32) int {
+	nd := m.arena.node(off)
+	return compare(m.userKey(t.d, nd), nd.trailer, t.key, t.trailer)
+}
+
+// seekLevel walks level from prev, which is before the target, to the
+// first node at or after it, returning that node's predecessor, the node
+// and its comparison with the target (1 for tail). bound is a node known to
+// be at or after the target with comparison bcmp (the answer of the level
+// above), so reaching it needs no comparison. Safe for readers.
+func (m *MemTable) seekLevel(t *target, level int, prev, bound uint32, bcmp int) (uint32, uint32, int) {
+	for {
+		next := m.arena.node(prev).loadNext(level)
+		if next == bound {
+			return prev, next, bcmp
+		}
+		if next == tailNode {
+			return prev, next, 1
+		}
+		if c := m.cmp(t, next); c >= 0 {
+			return prev, next, c
+		}
+		prev = next
+	}
+}
+
+// seek returns the level-0 neighbours of the target: the last node before it
+// (or head), the first node at or after it (or tail), and that node's
+// comparison with the target. Safe for readers.
+func (m *MemTable) seek(t *target) (prev, next uint32, c int) {
+	prev, next, c = headNode, tailNode, 1
+	for l := int(m.height.Load()) - 1; l >= 0; l-- {
+		prev, next, c = m.seekLevel(t, l, prev, next, c)
+	}
+	return prev, next, c
+}
+
+// findSplice sets the writer's splice to the position of (key, trailer) and
+// reports whether that internal key is present. It starts from the previous
+// splice: it climbs to the lowest level whose splice still brackets the key
+// and searches down from there, so that ascending inserts cost O(1) and
+// nearby ones O(log distance). A key at or before the previous splice's
+// predecessor falls back to a search from the top.
+func (m *MemTable) findSplice(key []byte, trailer uint64) bool {
+	w := &m.w
+	t := target{d: &w.dir, key: key, trailer: trailer}
+	top := int(m.height.Load())
+	lvl, c := 0, 1
+	for ; lvl < top; lvl++ {
+		if p := w.splPrev[lvl]; p != headNode && m.cmp(&t, p) >= 0 {
+			lvl = top
+			break
+		}
+		c = 1
+		if n := w.splNext[lvl]; n != tailNode {
+			if c = m.cmp(&t, n); c < 0 {
+				continue
+			}
+		}
+		break
+	}
+	prev, next := headNode, tailNode
+	if lvl < top {
+		prev, next = w.splPrev[lvl], w.splNext[lvl]
+	} else {
+		c = 1
+	}
+	for l := lvl - 1; l >= 0; l-- {
+		prev, next, c = m.seekLevel(&t, l, prev, next, c)
+		w.splPrev[l], w.splNext[l] = prev, next
+	}
+	return c == 0
+}
+
+// link publishes node off of height h at the writer's splice, bottom level
+// first, so a reader that finds it at some level finds it at every level
+// below. It leaves the splice just after the new node.
+func (m *MemTable) link(off uint32, nd *node, h int) {
+	w := &m.w
+	for i := range h {
+		nd.next[i] = w.splNext[i]
+	}
+	nd.prev = w.splPrev[0]
+	if uint32(h) > m.height.Load() {
+		m.height.Store(uint32(h))
+	}
+	for i := range h {
+		m.arena.node(w.splPrev[i]).storeNext(i, off)
+		w.splPrev[i] = off
+	}
+	m.arena.node(w.splNext[0]).storePrev(off)
+}
+
+// randomHeight draws a node height: 1 + k with probability (3/4)(1/4)^k,
+// capped at maxHeight, from a per-memtable xorshift generator.
+func (w *writer) randomHeight() int {
+	x := w.rng
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	w.rng = x
+	return 1 + bits.TrailingZeros64(x|1<<(2*(maxHeight-1)))/2
+}
