@@ -1,0 +1,45 @@
+// Command strata is strata's command-line tool.
+//
+// Usage:
+//
+//	strata demo [flags]   run a stream-processor-like demo on an embedded store
+//
+// Run "strata <command> -h" for a command's flags.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "demo":
+		err = demo(args)
+	case "help", "-h", "--help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "strata: unknown command %q\n", cmd)
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: strata <command> [flags]
+
+commands:
+  demo   consume a synthetic changelog in transactions that commit data and
+         offsets together, get killed midway, resume, and verify the result
+`)
+}

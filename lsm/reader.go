@@ -1,0 +1,170 @@
+package lsm
+
+import (
+	"encoding/binary"
+
+	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/txn"
+)
+
+// Reader reads a store at some isolation level. *DB and *Txn implement it,
+// and DB.Reader returns one for each level. Readers are safe for concurrent
+// use if what they read from is (a *Txn is not).
+type Reader interface {
+	// Get returns a copy of key's value, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+	// NewIterator returns a point-in-time iterator.
+	NewIterator(o *IterOptions) (*Iterator, error)
+}
+
+var (
+	_ Reader = (*DB)(nil)
+	_ Reader = (*Txn)(nil)
+)
+
+// Reader returns a reader of the DB at the given isolation level:
+// ReadCommitted sees committed data only (it is the DB itself);
+// ReadUncommitted also sees the writes of open transactions, the latest
+// write winning, and may be used from any goroutine while the transactions'
+// owners keep writing.
+func (d *DB) Reader(level IsolationLevel) Reader {
+	if level == ReadUncommitted {
+		return uncommittedReader{d}
+	}
+	return d
+}
+
+// NewIterator returns an iterator over the committed data as of now.
+func (d *DB) NewIterator(o *IterOptions) (*Iterator, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return d.newIterator(base.DefaultNamespace, o, nil), nil
+}
+
+// uncommittedReader reads committed data overlaid with the writes of every
+// open transaction.
+type uncommittedReader struct{ d *DB }
+
+func (r uncommittedReader) Get(key []byte) ([]byte, error) {
+	d := r.d
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	var buf [64]byte
+	pkey := prefixKey(buf[:0], base.DefaultNamespace, key)
+	var best []byte
+	var bestKind base.Kind
+	var bestStamp uint64
+	found := false
+	d.txns.Lock()
+	for t := range d.txns.open {
+		if v, kind, stamp, ok := t.ov.SharedGet(pkey); ok && (!found || stamp > bestStamp) {
+			best, bestKind, bestStamp, found = v, kind, stamp, true
+		}
+	}
+	d.txns.Unlock()
+	if !found {
+		var err error
+		if best, err = d.getCommitted(pkey, d.visibleSeq.Load()); err != nil {
+			return nil, err
+		}
+	} else if bestKind == base.KindDelete {
+		return nil, ErrNotFound
+	}
+	return append(make([]byte, 0, len(best)), best...), nil
+}
+
+func (r uncommittedReader) NewIterator(o *IterOptions) (*Iterator, error) {
+	d := r.d
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	d.txns.Lock()
+	ovs := make([]*txn.Overlay, 0, len(d.txns.open))
+	for t := range d.txns.open {
+		ovs = append(ovs, t.ov)
+	}
+	// Snapshots are taken while the set of open transactions is fixed, so
+	// that a transaction committing meanwhile is seen either here or in the
+	// committed data.
+	it := d.newIterator(base.DefaultNamespace, o, ovs)
+	d.txns.Unlock()
+	return it, nil
+}
+
+// newIterator builds an iterator over namespace ns: the given overlays
+// (snapshotted now) merged over the memtables at the current visible
+// sequence number.
+func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay) *Iterator {
+	it := &Iterator{db: d, ovIters: make([]overlayIter, len(ovs))}
+	for i, ov := range ovs {
+		it.ovIters[i].it.Init(ov.Snapshot())
+	}
+	// The sequence number is read before the memtables, so that every
+	// memtable that may hold a visible commit is included.
+	it.snap = d.visibleSeq.Load()
+	mems := d.rs.Load().mems
+	it.memIters = make([]memIter, len(mems))
+	it.srcs = make([]internalIterator, 0, len(mems)+len(ovs))
+	for i := range it.ovIters {
+		it.srcs = append(it.srcs, &it.ovIters[i])
+	}
+	for i, m := range mems {
+		m.InitIter(&it.memIters[i].Iter)
+		it.srcs = append(it.srcs, &it.memIters[i])
+	}
+	it.merge.init(it.srcs)
+	it.setBounds(ns, o)
+	return it
+}
+
+// setBounds turns the user's bounds into prefixed ones within namespace ns.
+func (it *Iterator) setBounds(ns base.NamespaceID, o *IterOptions) {
+	prefix := base.AppendNamespace(nil, ns)
+	it.prefixLen = len(prefix)
+	it.seekBuf = append(make([]byte, 0, 64), prefix...)
+	it.lower = prefix
+	it.upper = base.NamespaceUpperBound(ns)
+	if o == nil {
+		return
+	}
+	if o.LowerBound != nil {
+		it.lower = append(prefix[:len(prefix):len(prefix)], o.LowerBound...)
+	}
+	if o.UpperBound != nil {
+		it.upper = append(prefix[:len(prefix):len(prefix)], o.UpperBound...)
+	}
+}
+
+// CommittedOffset returns the committed offset of name and whether one has
+// been committed.
+func (d *DB) CommittedOffset(name string) (int64, bool) {
+	if d.check() != nil {
+		return 0, false
+	}
+	var buf [64]byte
+	v, err := d.getCommitted(append(base.AppendNamespace(buf[:0], base.EngineNamespace), name...), d.visibleSeq.Load())
+	if err != nil || len(v) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), true
+}
+
+// CommittedOffsets returns every committed offset, as of one point in time:
+// they describe exactly the data committed with them. The map is the
+// caller's.
+func (d *DB) CommittedOffsets() map[string]int64 {
+	offsets := make(map[string]int64)
+	if d.check() != nil {
+		return offsets
+	}
+	it := d.newIterator(base.EngineNamespace, nil, nil)
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if v := it.Value(); len(v) == 8 {
+			offsets[string(it.Key())] = int64(binary.BigEndian.Uint64(v))
+		}
+	}
+	return offsets
+}
