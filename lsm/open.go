@@ -207,9 +207,9 @@ func (r *replay) record(repr []byte, name string, end int64) error {
 	need := int64(len(repr)) + int64(count)*maxNodeSize
 	if !r.mem.Empty() && r.mem.Size()+need > r.mem.Capacity() {
 		r.mems = append(r.mems, r.mem)
-		r.mem = memtable.New(max(r.d.opts.MemTableSize, need))
+		r.mem = newMemTable(r.d.opts.MemTableSize, need)
 	} else if r.mem.Empty() && need > r.mem.Capacity() {
-		r.mem = memtable.New(need)
+		r.mem = newMemTable(r.d.opts.MemTableSize, need)
 	}
 	if err := applyBatch(r.mem, r.mem.Retain(repr), repr); err != nil {
 		return fmt.Errorf("%s: record ending at offset %d: %w", name, end, err)
@@ -265,7 +265,7 @@ func (d *DB) newLog() error {
 // future flush can retire the old file with the old memtable. A memtable
 // that is still empty is only replaced by a larger one.
 func (d *DB) rotateLocked(need int64) error {
-	newMem := memtable.New(max(d.opts.MemTableSize, need))
+	newMem := newMemTable(d.opts.MemTableSize, need)
 	mems := d.rs.Load().mems
 	switch {
 	case d.commit.mem.Empty() && d.inflight.Load() == 0:
@@ -286,4 +286,14 @@ func (d *DB) rotateLocked(need int64) error {
 	d.commit.mem = newMem
 	d.rs.Store(&readState{mems: mems})
 	return nil
+}
+
+// memTableOverhead is the space of an empty memtable (its sentinel nodes),
+// with room to spare.
+const memTableOverhead = 4 << 10
+
+// newMemTable returns a memtable of the configured size, or larger if one
+// commit needs more.
+func newMemTable(size, need int64) *memtable.MemTable {
+	return memtable.New(max(size, need+memTableOverhead))
 }

@@ -1,0 +1,277 @@
+//go:build unix
+
+package lsm
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var crashCycles = flag.Int("crash.cycles", 20, "kill cycles of TestCrashSIGKILL")
+
+const (
+	crashRoleEnv  = "STRATA_CRASH_CHILD_DIR"
+	crashSeedEnv  = "STRATA_CRASH_SEED"
+	crashSyncEnv  = "STRATA_CRASH_NOSYNC"
+	crashParts    = 4
+	crashMaxWrite = 8
+)
+
+// The crash workload: partition p's transaction s writes 1..8 data keys
+// d/p/s/i and a count key d/p/s/_n, sets offset p = s, and every seventh
+// one deletes the keys of transaction s-5. Values are a function of (p, s,
+// i), some larger than a WAL block. Some transactions are rolled back after
+// writing unique keys r/p/s/* that must never appear. Everything is
+// deterministic, so the expected store for any committed offset can be
+// recomputed.
+
+func mix(x uint64) uint64 {
+	x ^= x >> 31
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 29
+	x *= 0x94D049BB133111EB
+	return x ^ x>>32
+}
+
+func crashWrites(p, s int) int { return 1 + int(mix(uint64(p)<<32|uint64(s))%crashMaxWrite) }
+
+func crashDeletes(s int) bool { return s >= 5 && s%7 == 6 }
+
+func crashKey(p, s int, i int) string {
+	if i < 0 {
+		return fmt.Sprintf("d/%d/%06d/_n", p, s)
+	}
+	return fmt.Sprintf("d/%d/%06d/%02d", p, s, i)
+}
+
+func crashValue(p, s, i int) []byte {
+	h := mix(uint64(p)<<40 ^ uint64(s)<<8 ^ uint64(i))
+	n := int(h % 200)
+	if h%16 == 0 {
+		n = 33000 + int(h%20000)
+	}
+	v := make([]byte, n+8)
+	for j := range v {
+		v[j] = byte(h >> (8 * (j % 8)))
+	}
+	copy(v, strconv.Itoa(s))
+	return v
+}
+
+// crashExpected returns the data keys and values partition p must hold when
+// its committed offset is o.
+func crashExpected(p, o int) map[string]string {
+	m := map[string]string{}
+	for s := 0; s <= o; s++ {
+		n := crashWrites(p, s)
+		for i := 0; i < n; i++ {
+			m[crashKey(p, s, i)] = string(crashValue(p, s, i))
+		}
+		m[crashKey(p, s, -1)] = strconv.Itoa(n)
+		if crashDeletes(s) {
+			d := s - 5
+			for i := 0; i < crashWrites(p, d); i++ {
+				delete(m, crashKey(p, d, i))
+			}
+			delete(m, crashKey(p, d, -1))
+		}
+	}
+	return m
+}
+
+// TestCrashChild is the child process of TestCrashSIGKILL; it does nothing
+// in a normal test run.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashRoleEnv)
+	if dir == "" {
+		t.Skip("runs only as the child of TestCrashSIGKILL")
+	}
+	seed, _ := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
+	db, err := Open(dir, &Options{NoSync: os.Getenv(crashSyncEnv) == "1", MemTableSize: 256 << 10})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		os.Exit(3)
+	}
+	acks := bufio.NewWriter(os.NewFile(3, "acks"))
+	var mu sync.Mutex
+	report := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(acks, format, args...)
+		acks.Flush()
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < crashParts; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(p)))
+			s := 0
+			if o, ok := db.CommittedOffset(strconv.Itoa(p)); ok {
+				s = int(o) + 1
+			}
+			for ; ; s++ {
+				if rng.IntN(10) == 0 {
+					tx := db.Begin(nil)
+					tx.Set([]byte(fmt.Sprintf("r/%d/%06d", p, s)), []byte("rolled back"))
+					tx.SetOffset(strconv.Itoa(p), int64(s+1_000_000))
+					tx.Rollback()
+				}
+				tx := db.Begin(nil)
+				n := crashWrites(p, s)
+				for i := 0; i < n; i++ {
+					tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
+				}
+				tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
+				if crashDeletes(s) {
+					d := s - 5
+					for i := 0; i < crashWrites(p, d); i++ {
+						tx.Delete([]byte(crashKey(p, d, i)))
+					}
+					tx.Delete([]byte(crashKey(p, d, -1)))
+				}
+				tx.SetOffset(strconv.Itoa(p), int64(s))
+				report("B %d %d\n", p, s)
+				if err := tx.Commit(); err != nil {
+					report("F %d %d\n", p, s)
+					return
+				}
+				report("A %d %d\n", p, s)
+			}
+		}()
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+// TestCrashSIGKILL kills a child process running the crash workload at a
+// random moment, over and over on the same directory, and after every kill
+// checks that the reopened store holds exactly the transactions up to each
+// partition's committed offset: none lost (every acknowledged one is
+// there), none partial, none extra, no rolled-back write.
+func TestCrashSIGKILL(t *testing.T) {
+	if os.Getenv(crashRoleEnv) != "" {
+		t.Skip("child")
+	}
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	cycles := *crashCycles
+	if testing.Short() {
+		cycles = min(cycles, 10)
+	}
+	dir := t.TempDir()
+	acked, began := make([]int, crashParts), make([]int, crashParts)
+	for i := range acked {
+		acked[i], began[i] = -1, -1
+	}
+	for cycle := 0; cycle < cycles; cycle++ {
+		noSync := cycle%2 == 1
+		kill := time.Duration(5+rng.IntN(400)) * time.Millisecond
+		runCrashChild(t, dir, rng.Uint64(), noSync, kill, acked, began)
+		verifyCrashStore(t, dir, cycle, acked, began)
+	}
+	t.Logf("%d kill cycles; acknowledged offsets at the end: %v", cycles, acked)
+}
+
+// runCrashChild runs one child until it is killed after d, and updates acked
+// and began with the highest acknowledged and begun transaction of each
+// partition.
+func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Duration, acked, began []int) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), crashRoleEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10),
+		crashSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync])
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{pw}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		var kind string
+		var p, s int
+		if _, err := fmt.Sscan(sc.Text(), &kind, &p, &s); err != nil {
+			t.Fatalf("bad ack line %q", sc.Text())
+		}
+		switch kind {
+		case "B":
+			began[p] = max(began[p], s)
+		case "A":
+			acked[p] = max(acked[p], s)
+		case "F":
+			t.Fatalf("child: commit of %d/%d failed", p, s)
+		}
+	}
+	pr.Close()
+	err = cmd.Wait()
+	timer.Stop()
+	if ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ok || !ws.Signaled() {
+		t.Fatalf("child was not killed: %v\n%s", err, stderr.String())
+	}
+}
+
+// verifyCrashStore opens the store and checks it against the workload.
+func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
+	db, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("cycle %d: reopen: %v", cycle, err)
+	}
+	defer db.Close()
+	offsets := db.CommittedOffsets()
+	for p := 0; p < crashParts; p++ {
+		o := -1
+		if v, ok := offsets[strconv.Itoa(p)]; ok {
+			o = int(v)
+		}
+		if o < acked[p] || o > began[p] {
+			t.Fatalf("cycle %d: partition %d committed offset %d, acknowledged %d, begun %d", cycle, p, o, acked[p], began[p])
+		}
+		want := crashExpected(p, o)
+		prefix := fmt.Sprintf("d/%d/", p)
+		it, _ := db.NewIterator(&IterOptions{LowerBound: []byte(prefix), UpperBound: []byte(fmt.Sprintf("d/%d0", p))})
+		got := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			k := string(it.Key())
+			w, ok := want[k]
+			if !ok {
+				t.Fatalf("cycle %d: partition %d at offset %d holds unexpected key %s", cycle, p, o, k)
+			}
+			if w != string(it.Value()) {
+				t.Fatalf("cycle %d: key %s has a wrong value", cycle, k)
+			}
+			got++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got != len(want) {
+			t.Fatalf("cycle %d: partition %d at offset %d holds %d of %d keys", cycle, p, o, got, len(want))
+		}
+	}
+	it, _ := db.NewIterator(&IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
+	if it.First() {
+		t.Fatalf("cycle %d: rolled-back key %s is present", cycle, it.Key())
+	}
+	it.Close()
+	for name := range offsets {
+		if !strings.ContainsAny(name, "0123") || len(name) != 1 {
+			t.Fatalf("cycle %d: unexpected offset name %q", cycle, name)
+		}
+	}
+}
