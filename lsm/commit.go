@@ -32,7 +32,7 @@ type commitReq struct {
 	seq       base.SeqNum  // of the first entry
 	mem       *memtable.MemTable
 	need      int64 // memtable bytes reserved until applied
-	done      bool // applied or failed
+	done      bool  // applied or failed
 	failed    bool
 	published bool
 }

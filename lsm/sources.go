@@ -18,7 +18,6 @@ type overlayIter struct {
 	it txn.Iter
 }
 
-
 func (o *overlayIter) First() bool            { return o.it.First() }
 func (o *overlayIter) Last() bool             { return o.it.Last() }
 func (o *overlayIter) SeekGE(key []byte) bool { return o.it.SeekGE(key) }

@@ -58,6 +58,12 @@ func (md *model) insert(e entry) bool {
 	return true
 }
 
+// remove deletes e, which is present.
+func (md *model) remove(e entry) {
+	i := md.search(e.key, e.trailer)
+	md.entries = append(md.entries[:i], md.entries[i+1:]...)
+}
+
 func (md *model) get(key string, seq uint64) (entry, bool) {
 	seq = min(seq, base.MaxSeqNum)
 	i := md.search(key, seq<<8|0xff)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratadb/strata/internal/base"
@@ -139,6 +140,10 @@ func TestBatchWorkedExample(t *testing.T) {
 	}
 }
 
+// oversizeValue is one value over MaxValueSize for all the tests. It is
+// never written to or copied, so its pages are never touched.
+var oversizeValue = sync.OnceValue(func() []byte { return make([]byte, MaxValueSize+1) })
+
 func TestBatchLimits(t *testing.T) {
 	var b Batch
 	if err := b.Set(make([]byte, MaxKeySize+1), nil); !errors.Is(err, ErrKeyTooLarge) {
@@ -147,9 +152,7 @@ func TestBatchLimits(t *testing.T) {
 	if err := b.Delete(make([]byte, MaxKeySize+1)); !errors.Is(err, ErrKeyTooLarge) {
 		t.Fatalf("oversize key: %v", err)
 	}
-	// A value over the limit is never touched, so its pages are never
-	// faulted in.
-	if err := b.Set([]byte("k"), make([]byte, MaxValueSize+1)); !errors.Is(err, ErrValueTooLarge) {
+	if err := b.Set([]byte("k"), oversizeValue()); !errors.Is(err, ErrValueTooLarge) {
 		t.Fatalf("oversize value: %v", err)
 	}
 	if _, err := checkEntry(MaxReprSize-10, base.KindSet, []byte("key"), []byte("value")); !errors.Is(err, ErrBatchTooLarge) {

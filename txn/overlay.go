@@ -17,16 +17,16 @@ const (
 	// (see TestItemOverheadMeasured).
 	ItemOverhead = 112
 
-	// compactFloor is the least number of dead bytes that triggers a
-	// rewrite of the batch; below it the rewrite is not worth its cost.
-	compactFloor = 64 << 10
-
 	// btreeDegree is the degree of the index's btree: nodes hold up to
 	// 2*btreeDegree-1 items.
 	btreeDegree = 16
 
 	initialBufSize = 512
 )
+
+// compactFloor is the least number of dead bytes that triggers a rewrite of
+// the batch; below it the rewrite is not worth its cost. Tests lower it.
+var compactFloor int64 = 64 << 10
 
 // Item is the index's view of the one visible write of a key in an
 // overlay. Key and Value alias the overlay's batch bytes, which are never

@@ -66,8 +66,8 @@ type Iter struct {
 	fill    func(Item) bool // it.add, bound once to avoid an allocation per fill
 	boundTo *Iter
 	fillN   int
-	skip    bool // the fill must skip an item equal to skipKey (exclusive bound)
-	skipKey []byte
+	skip    bool   // the fill skips an item equal to skipKey (an exclusive refill)
+	skipKey []byte // a key of buf, never a caller's
 	buf     [iterBufSize]Item
 }
 
@@ -98,20 +98,20 @@ func (it *Iter) Stamp() uint64 { return it.buf[it.pos].Stamp }
 
 // First moves to the smallest key and reports whether there is one.
 func (it *Iter) First() bool {
-	n := it.fillAsc(nil, false, false)
+	n, exhausted := it.fillAsc(nil, false)
 	it.n, it.pos = n, 0 // with no item: after the end, Prev retries Last
-	it.first, it.last = true, n < iterBufSize
+	it.first, it.last = true, exhausted
 	return n > 0
 }
 
 // Last moves to the largest key and reports whether there is one.
 func (it *Iter) Last() bool {
-	n := it.fillDesc(nil, false, false)
+	n, exhausted := it.fillDesc(nil, false)
 	it.n, it.pos = n, n-1
 	if n == 0 {
 		it.pos = 0 // after the (empty) buffer: Prev retries Last
 	}
-	it.first, it.last = n < iterBufSize, true
+	it.first, it.last = exhausted, true
 	return n > 0
 }
 
@@ -122,13 +122,13 @@ func (it *Iter) SeekGE(key []byte) bool {
 		it.pos = it.search(key)
 		return true
 	}
-	n := it.fillAsc(key, true, false)
+	n, exhausted := it.fillAsc(key, true)
 	if n == 0 {
 		it.n, it.pos = 0, 0 // after the end: Prev moves to Last
 		return false
 	}
 	it.n, it.pos = n, 0
-	it.first, it.last = false, n < iterBufSize
+	it.first, it.last = false, exhausted
 	return true
 }
 
@@ -139,13 +139,16 @@ func (it *Iter) SeekLT(key []byte) bool {
 		it.pos = it.search(key) - 1
 		return true
 	}
-	n := it.fillDesc(key, true, true)
+	n, exhausted := it.fillDesc(key, true)
+	if n > 0 && bytes.Equal(it.buf[n-1].Key, key) { // the fill is inclusive
+		n--
+	}
 	if n == 0 {
 		it.n, it.pos = 0, -1 // before the start: Next moves to First
 		return false
 	}
 	it.n, it.pos = n, n-1
-	it.first, it.last = n < iterBufSize, false
+	it.first, it.last = exhausted, false
 	return true
 }
 
@@ -164,13 +167,14 @@ func (it *Iter) Next() bool {
 		return false
 	}
 	// At the buffer's last item: refill with the items after it.
-	n := it.fillAsc(it.buf[it.n-1].Key, true, true)
+	it.skip, it.skipKey = true, it.buf[it.n-1].Key
+	n, exhausted := it.fillAsc(it.skipKey, true)
 	if n == 0 {
 		it.last, it.pos = true, it.n
 		return false
 	}
 	it.n, it.pos = n, 0
-	it.first, it.last = false, n < iterBufSize
+	it.first, it.last = false, exhausted
 	return true
 }
 
@@ -189,13 +193,14 @@ func (it *Iter) Prev() bool {
 		return false
 	}
 	// At the buffer's first item: refill with the items before it.
-	n := it.fillDesc(it.buf[0].Key, true, true)
+	it.skip, it.skipKey = true, it.buf[0].Key
+	n, exhausted := it.fillDesc(it.skipKey, true)
 	if n == 0 {
 		it.first, it.pos = true, -1
 		return false
 	}
 	it.n, it.pos = n, n-1
-	it.first, it.last = n < iterBufSize, false
+	it.first, it.last = exhausted, false
 	return true
 }
 
@@ -214,35 +219,37 @@ func (it *Iter) search(key []byte) int {
 }
 
 // fillAsc copies up to iterBufSize items in ascending order into buf,
-// starting at the first item >= pivot (> pivot when exclusive), or at the
-// tree's first item without a pivot. It returns their number; buf is left
-// untouched when there are none.
-func (it *Iter) fillAsc(pivot []byte, hasPivot, exclusive bool) int {
-	it.fillN, it.skip, it.skipKey = 0, exclusive, pivot
+// starting at the first item >= pivot, or at the tree's first item without a
+// pivot, and skipping an item equal to skipKey if it.skip is set. It returns
+// their number, and whether the tree has no more items in that direction.
+// buf is left untouched when there are none. pivot is never stored, so
+// callers' keys do not escape.
+func (it *Iter) fillAsc(pivot []byte, hasPivot bool) (n int, exhausted bool) {
+	it.fillN = 0
 	if hasPivot {
 		it.tree.AscendGreaterOrEqual(Item{Key: pivot}, it.adder())
 	} else {
 		it.tree.Ascend(it.adder())
 	}
-	it.skipKey = nil
-	return it.fillN
+	it.skip, it.skipKey = false, nil
+	return it.fillN, it.fillN < iterBufSize
 }
 
-// fillDesc is fillAsc downwards from the last item <= pivot (< pivot when
-// exclusive); it leaves buf in ascending order all the same.
-func (it *Iter) fillDesc(pivot []byte, hasPivot, exclusive bool) int {
-	it.fillN, it.skip, it.skipKey = 0, exclusive, pivot
+// fillDesc is fillAsc downwards from the last item <= pivot; it leaves buf
+// in ascending order all the same.
+func (it *Iter) fillDesc(pivot []byte, hasPivot bool) (n int, exhausted bool) {
+	it.fillN = 0
 	if hasPivot {
 		it.tree.DescendLessOrEqual(Item{Key: pivot}, it.adder())
 	} else {
 		it.tree.Descend(it.adder())
 	}
-	it.skipKey = nil
-	n := it.fillN
+	it.skip, it.skipKey = false, nil
+	n = it.fillN
 	for i, j := 0, n-1; i < j; i, j = i+1, j-1 {
 		it.buf[i], it.buf[j] = it.buf[j], it.buf[i]
 	}
-	return n
+	return n, n < iterBufSize
 }
 
 // adder returns it.add as a func value, bound once per iterator.
@@ -254,7 +261,7 @@ func (it *Iter) adder() func(Item) bool {
 }
 
 // add collects one item of a fill into buf; it skips an item equal to
-// skipKey, which only the first item of a fill can be.
+// skipKey when it.skip is set (only the first item of a fill can be).
 func (it *Iter) add(item Item) bool {
 	if it.skip {
 		it.skip = false

@@ -25,7 +25,8 @@ import (
 //
 // Damaged input, an unknown codec (c comes from disk) and an announced length
 // above maxLen return an error wrapping base.ErrCorruption, together with dst
-// unchanged in length; Decode never panics on any src. A negative maxLen is a
+// unchanged in length (its spare capacity may have been written); Decode
+// never panics on any src. A negative maxLen is a
 // caller bug and returns an error that does not wrap ErrCorruption. Decode may
 // be called concurrently.
 func Decode(c Codec, dst, src []byte, maxLen int) ([]byte, error) {

@@ -23,6 +23,12 @@ type InjectorFunc func(op Op) error
 // MaybeError calls f(op).
 func (f InjectorFunc) MaybeError(op Op) error { return f(op) }
 
+// Always fails every op with err. Narrow it with OnKinds, PathMatch or
+// When.
+func Always(err error) Injector {
+	return InjectorFunc(func(Op) error { return err })
+}
+
 // OnIndex fails the op with index n with err, once: the returned Injector
 // fires at most one time even if used by several FSs.
 func OnIndex(n int64, err error) Injector {
