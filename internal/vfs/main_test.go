@@ -1,0 +1,27 @@
+package vfs
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+)
+
+var seed = flag.Int64("seed", 0, "seed of the randomized tests (0 = time-based)")
+
+// lockChildEnv names the lock file a re-executed test binary tries to
+// lock (see TestLockOtherProcess).
+const lockChildEnv = "STRATA_VFS_LOCK_CHILD"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(lockChildEnv); name != "" {
+		l, err := Default.Lock(name)
+		if err == nil {
+			l.Close()
+		}
+		fmt.Printf("lock-result: locked=%v\n", errors.Is(err, ErrLocked))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
