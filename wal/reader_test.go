@@ -1,0 +1,360 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// multiLog returns a log of ten records, one split across the block edge,
+// and the records' end offsets.
+func multiLog(t *testing.T) ([][]byte, []byte, []int64) {
+	recs := randRecords(newRand(t), 5, 0, 3000, 26000, 1, 0, 100, 6000, 7, 0)
+	data, ends := writeLog(t, recs)
+	return recs, data, ends
+}
+
+// cleanCut reports whether a log cut at l ends cleanly: at a record end, or
+// at the end of a block after the trailer that follows a record end.
+func cleanCut(ends []int64, l int64) bool {
+	if l == 0 {
+		return true
+	}
+	for _, e := range ends {
+		if e == l || l%blockSize == 0 && e < l && l-e < headerSize {
+			return true
+		}
+	}
+	return false
+}
+
+// completeBefore returns how many records end at or before l.
+func completeBefore(ends []int64, l int64) int {
+	n := 0
+	for n < len(ends) && ends[n] <= l {
+		n++
+	}
+	return n
+}
+
+// TestTruncateEveryOffset cuts a log at every byte offset: the newest-log
+// reader returns exactly the records complete before the cut and io.EOF;
+// an older-log reader also reports an incomplete tail as corruption.
+func TestTruncateEveryOffset(t *testing.T) {
+	recs, data, ends := multiLog(t)
+	cuts := make([]int64, len(data)+1)
+	for i := range cuts {
+		cuts[i] = int64(i)
+	}
+	checkTruncations(t, recs, data, ends, cuts)
+}
+
+// TestTruncateNearEdges does the same for a longer log with a trailer, an
+// empty FIRST chunk and FIRST, MIDDLE, LAST chunks, at every offset within
+// 40 bytes of a chunk or block edge.
+func TestTruncateNearEdges(t *testing.T) {
+	const bs, h = blockSize, headerSize
+	recs := randRecords(newRand(t), 3, 0, bs-3*h-3-5, 1, bs-3*h-1, 40000, 0, 5)
+	data, ends := writeLog(t, recs)
+	var edges []int64
+	for _, c := range chunksOf(data) {
+		edges = append(edges, c.off, c.off+h+int64(c.len))
+	}
+	for off := int64(0); off < int64(len(data)); off += bs {
+		edges = append(edges, off)
+	}
+	var cuts []int64
+	for l := int64(0); l <= int64(len(data)); l++ {
+		for _, e := range edges {
+			if l >= e-40 && l <= e+40 {
+				cuts = append(cuts, l)
+				break
+			}
+		}
+	}
+	checkTruncations(t, recs, data, ends, cuts)
+}
+
+// checkTruncations reads data cut at each of cuts, as the newest log and as
+// an older one.
+func checkTruncations(t *testing.T, recs [][]byte, data []byte, ends, cuts []int64) {
+	for _, l := range cuts {
+		n := completeBefore(ends, l)
+		var off int64
+		if n > 0 {
+			off = ends[n-1]
+		}
+		for _, newest := range []bool{true, false} {
+			rd := NewReader(bytes.NewReader(data[:l]), testLogNum, "t.log", newest)
+			for i := range n {
+				rec, err := rd.Next()
+				if err != nil || !bytes.Equal(rec, recs[i]) {
+					t.Fatalf("cut %d newest %v: record %d: err %v, equal %v",
+						l, newest, i, err, bytes.Equal(rec, recs[i]))
+				}
+			}
+			_, err := rd.Next()
+			switch {
+			case newest || cleanCut(ends, l):
+				if err != io.EOF {
+					t.Fatalf("cut %d newest %v: after %d records: %v, want EOF", l, newest, n, err)
+				}
+			case !isCorruption(err):
+				t.Fatalf("cut %d: after %d records: %v, want corruption", l, n, err)
+			}
+			if rd.Offset() != off {
+				t.Fatalf("cut %d newest %v: Offset %d, want %d", l, newest, rd.Offset(), off)
+			}
+		}
+	}
+}
+
+// TestTails appends zeros or garbage to a log: the newest-log reader ends
+// cleanly after the last record, an older-log reader reports corruption.
+func TestTails(t *testing.T) {
+	rng := newRand(t)
+	recs, data, _ := multiLog(t)
+	var tails [][]byte
+	for _, n := range []int{1, 5, 10, 11, 12, 100, blockSize, 2*blockSize + 7} {
+		tails = append(tails, make([]byte, n))
+		tails = append(tails, randRecords(rng, n)[0])
+	}
+	for _, tail := range tails {
+		log := append(bytes.Clone(data), tail...)
+		res := readLog(bytes.NewReader(log), testLogNum, true)
+		if res.err != io.EOF {
+			t.Fatalf("tail of %d bytes: %v, want EOF", len(tail), res.err)
+		}
+		checkRecords(t, res.recs, recs)
+		if res.offs[len(res.offs)-1] != int64(len(data)) {
+			t.Fatalf("tail of %d bytes: Offset %d, want %d", len(tail), res.offs[len(res.offs)-1], len(data))
+		}
+		res = readLog(bytes.NewReader(log), testLogNum, false)
+		if !isCorruption(res.err) {
+			t.Fatalf("tail of %d bytes, older log: %v, want corruption", len(tail), res.err)
+		}
+		checkRecords(t, res.recs, recs)
+	}
+}
+
+// TestDamageInMiddle damages each header byte and some payload bytes of a
+// record followed by others: corruption at that chunk's offset, even in
+// the newest log, after the records before it.
+func TestDamageInMiddle(t *testing.T) {
+	recs, data, ends := multiLog(t)
+	const k = 6 // a 100-byte FULL record; records follow it
+	off := ends[k-1]
+	for _, i := range []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 50, 110} {
+		bad := bytes.Clone(data)
+		bad[off+i] ^= 0x20
+		for _, newest := range []bool{true, false} {
+			res := readLog(bytes.NewReader(bad), testLogNum, newest)
+			if !isCorruption(res.err) {
+				t.Fatalf("byte %d newest %v: %v, want corruption", off+i, newest, res.err)
+			}
+			if want := fmt.Sprintf("at offset %d", off); !strings.Contains(res.err.Error(), want) {
+				t.Fatalf("byte %d: error %q does not say %q", off+i, res.err, want)
+			}
+			if !strings.Contains(res.err.Error(), "t.log") && !strings.Contains(res.err.Error(), "test.log") {
+				t.Fatalf("error %q does not name the file", res.err)
+			}
+			checkRecords(t, res.recs, recs[:k])
+		}
+	}
+}
+
+// TestBitFlipSweep flips one bit of every header and trailer byte of a log,
+// and of payload bytes (the first, the last and one in 37), one at a time:
+// damage in a chunk is always detected; the newest-log reader calls it a
+// torn tail only when no chunk follows the damaged one.
+func TestBitFlipSweep(t *testing.T) {
+	recs := randRecords(newRand(t), 3, 0, 200, 32500, 1, 700)
+	data, ends := writeLog(t, recs)
+	cs := chunksOf(data)
+	for i := range data {
+		if c := chunkAt(cs, int64(i)); c >= 0 {
+			p := i - int(cs[c].off) - headerSize
+			if p > 0 && p < cs[c].len-1 && p%37 != 0 {
+				continue
+			}
+		}
+		c := chunkAt(cs, int64(i))
+		bad := bytes.Clone(data)
+		bad[i] ^= 1 << (i % 8)
+		for _, newest := range []bool{true, false} {
+			res := readLog(bytes.NewReader(bad), testLogNum, newest)
+			switch {
+			case c < 0: // a trailer byte: not covered, not read
+				if res.err != io.EOF || len(res.recs) != len(recs) {
+					t.Fatalf("trailer byte %d: %d records, %v", i, len(res.recs), res.err)
+				}
+				continue
+			case newest && c == len(cs)-1:
+				if res.err != io.EOF {
+					t.Fatalf("byte %d of the last chunk: %v, want EOF", i, res.err)
+				}
+			case !isCorruption(res.err):
+				t.Fatalf("byte %d newest %v: %v, want corruption", i, newest, res.err)
+			}
+			n := completeBefore(ends, cs[c].off)
+			checkRecords(t, res.recs, recs[:n])
+		}
+	}
+}
+
+// chunkAt returns the index of the chunk of cs that holds offset off, or -1.
+func chunkAt(cs []chunkInfo, off int64) int {
+	for i, c := range cs {
+		if off >= c.off && off < c.off+headerSize+int64(c.len) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestChunkSequence checks broken FIRST .. LAST sequences made of chunks
+// that are valid one by one: corruption even in the newest log, except a
+// record cut short by the end of the newest log.
+func TestChunkSequence(t *testing.T) {
+	ch := func(typ byte, payload string) []byte {
+		return appendChunk(nil, typ, testLogNum&0xffffffff, []byte(payload))
+	}
+	cat := func(chunks ...[]byte) []byte { return bytes.Join(chunks, nil) }
+	full := ch(fullChunk, "ok")
+	tests := []struct {
+		name   string
+		log    []byte
+		off    int64 // of the damage
+		torn   bool  // a torn tail for the newest log
+		nGood  int   // records read before the damage
+		reason string
+	}{
+		{"middle alone", cat(full, ch(middleChunk, "m")), 13, false, 1, "does not follow"},
+		{"last alone", cat(full, ch(lastChunk, "l")), 13, false, 1, "does not follow"},
+		{"first then full", cat(full, ch(firstChunk, "f"), full), 13, false, 1, "lacks its last"},
+		{"first then first", cat(ch(firstChunk, "f"), ch(firstChunk, "f"), ch(lastChunk, "")), 0, false, 0, "lacks its last"},
+		{"first at end", cat(full, ch(firstChunk, "f"), ch(middleChunk, "m")), 13, true, 1, "inside the record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, newest := range []bool{true, false} {
+				res := readLog(bytes.NewReader(tt.log), testLogNum, newest)
+				if len(res.recs) != tt.nGood {
+					t.Fatalf("newest %v: %d records, want %d", newest, len(res.recs), tt.nGood)
+				}
+				if newest && tt.torn {
+					if res.err != io.EOF {
+						t.Fatalf("newest: %v, want EOF", res.err)
+					}
+					continue
+				}
+				want := fmt.Sprintf("at offset %d", tt.off)
+				if !isCorruption(res.err) || !strings.Contains(res.err.Error(), want) ||
+					!strings.Contains(res.err.Error(), tt.reason) {
+					t.Fatalf("newest %v: %v, want corruption %q %q", newest, res.err, tt.reason, want)
+				}
+			}
+		})
+	}
+}
+
+// TestWrongLogNumber reads a log as another log number: an older log is
+// corrupt; in the newest log, nothing of this log is there, so it is empty.
+func TestWrongLogNumber(t *testing.T) {
+	_, data, _ := multiLog(t)
+	res := readLog(bytes.NewReader(data), testLogNum+1, false)
+	if !isCorruption(res.err) || !strings.Contains(res.err.Error(), "chunk of log 7 in log 8") {
+		t.Fatalf("older log: %v", res.err)
+	}
+	res = readLog(bytes.NewReader(data), testLogNum+1, true)
+	if res.err != io.EOF || len(res.recs) != 0 {
+		t.Fatalf("newest log: %d records, %v", len(res.recs), res.err)
+	}
+	// A stale chunk of another log followed by chunks of this one.
+	stale := appendChunk(nil, fullChunk, 99, []byte("old"))
+	res = readLog(bytes.NewReader(append(stale, data...)), testLogNum, true)
+	if !isCorruption(res.err) {
+		t.Fatalf("stale chunk first: %v", res.err)
+	}
+}
+
+// TestBadHeaders checks the header checks one by one.
+func TestBadHeaders(t *testing.T) {
+	good := appendChunk(nil, fullChunk, testLogNum&0xffffffff, []byte("abc"))
+	tests := []struct {
+		name   string
+		edit   func(b []byte) []byte
+		reason string
+	}{
+		{"zeroed", func(b []byte) []byte { return make([]byte, 20) }, "zeroed chunk header"},
+		{"type 0", func(b []byte) []byte { b[6] = 0; return b }, "invalid chunk type 0"},
+		{"type 5", func(b []byte) []byte { b[6] = 5; return b }, "invalid chunk type 5"},
+		{"overflows block", func(b []byte) []byte { b[4], b[5] = 0xff, 0xff; return b }, "overflows its block"},
+		{"beyond file", func(b []byte) []byte { b[4] = 200; return b }, "file ends inside a chunk"},
+		{"short header", func(b []byte) []byte { return b[:7] }, "file ends inside a chunk header"},
+		{"checksum", func(b []byte) []byte { b[12]++; return b }, "checksum mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := tt.edit(bytes.Clone(good))
+			res := readLog(bytes.NewReader(log), testLogNum, false)
+			if !isCorruption(res.err) || !strings.Contains(res.err.Error(), tt.reason+" at offset 0") {
+				t.Fatalf("%v, want corruption %q", res.err, tt.reason)
+			}
+			res = readLog(bytes.NewReader(log), testLogNum, true)
+			if res.err != io.EOF {
+				t.Fatalf("newest: %v, want EOF", res.err)
+			}
+		})
+	}
+}
+
+// TestReaderEmpty checks an empty file and the sticky end.
+func TestReaderEmpty(t *testing.T) {
+	for _, newest := range []bool{true, false} {
+		rd := NewReader(bytes.NewReader(nil), testLogNum, "e.log", newest)
+		for range 2 {
+			if _, err := rd.Next(); err != io.EOF {
+				t.Fatalf("newest %v: %v, want EOF", newest, err)
+			}
+		}
+		if rd.Offset() != 0 {
+			t.Fatalf("Offset %d", rd.Offset())
+		}
+	}
+}
+
+// TestReaderIOError checks that a read error of the source is returned
+// as such (not as corruption, not as EOF) and stays.
+func TestReaderIOError(t *testing.T) {
+	_, data, ends := multiLog(t)
+	boom := errors.New("boom")
+	for _, newest := range []bool{true, false} {
+		r := io.MultiReader(bytes.NewReader(data[:blockSize+100]), iotest.ErrReader(boom))
+		rd := NewReader(r, testLogNum, "io.log", newest)
+		var n int
+		var err error
+		for err == nil {
+			_, err = rd.Next()
+			n++
+		}
+		if !errors.Is(err, boom) || isCorruption(err) {
+			t.Fatalf("newest %v: %v, want boom", newest, err)
+		}
+		if _, err2 := rd.Next(); err2 != err {
+			t.Fatalf("error not sticky: %v then %v", err, err2)
+		}
+		if want := completeBefore(ends, blockSize); n-1 != want {
+			t.Fatalf("newest %v: %d records before the error, want %d", newest, n-1, want)
+		}
+	}
+	// A read error during the scan for later chunks is returned too.
+	r := io.MultiReader(bytes.NewReader(make([]byte, blockSize)), iotest.ErrReader(boom))
+	if res := readLog(r, testLogNum, true); !errors.Is(res.err, boom) {
+		t.Fatalf("scan: %v, want boom", res.err)
+	}
+}

@@ -1,0 +1,234 @@
+// Package wal is strata's record log: the write-ahead log of commits (and the
+// framing the manifest reuses). It stores opaque records, one per commit,
+// each protected by CRC32C, and knows nothing of keys.
+//
+// A Writer frames records into a pending buffer (Append, no I/O) and writes
+// them with group commit (Flush): concurrent committers share one write and
+// one sync. A Reader returns the records back, telling a torn tail of the
+// newest log (treated as the clean end) from damage (an error wrapping
+// base.ErrCorruption that names the file and offset).
+//
+// # File format
+//
+// A log file is a sequence of 32 KiB blocks. The last block may be partial.
+// Every block starts with a chunk header; a chunk never crosses a block edge.
+//
+//	+-----------------+-----------------+----------+----------------------+
+//	| block 0 (32768) | block 1 (32768) |   ...    | last block (partial) |
+//	+-----------------+-----------------+----------+----------------------+
+//
+//	block := chunk* trailer?
+//
+//	chunk (11-byte header, then the payload):
+//	+---------+-----------+--------+------------+-----------------+
+//	| CRC (4) | Length(2) | Type(1)| LogNum (4) | Payload(Length) |
+//	+---------+-----------+--------+------------+-----------------+
+//	 0         4           6        7            11
+//
+//	CRC     uint32 little-endian: CRC-32C (Castagnoli polynomial, not
+//	        masked) of bytes 6 .. 11+Length of the chunk, that is the type
+//	        byte, the 4 log number bytes and the payload.
+//	Length  uint16 little-endian: payload length. 11+Length never exceeds
+//	        the room left in the block.
+//	Type    1 FULL   the whole record is this chunk's payload
+//	        2 FIRST  first piece of a record split across blocks
+//	        3 MIDDLE a middle piece (zero or more per record)
+//	        4 LAST   the last piece
+//	        A record is FULL, or FIRST MIDDLE* LAST in consecutive chunks.
+//	        Other values are invalid; a later format version would add new
+//	        types (as LevelDB's recyclable chunks did) rather than change these.
+//	LogNum  uint32 little-endian: the low 32 bits of the log's file number,
+//	        so that stale chunks of another log are never taken for this one's.
+//
+//	trailer: when fewer than 11 bytes remain in a block, they are zero bytes
+//	and the next chunk starts at the next block. When exactly 11 bytes
+//	remain, the next chunk goes there (a FIRST chunk may carry 0 bytes).
+//
+// Records may be empty (a FULL chunk with Length 0). A record of n bytes
+// that starts with r bytes of room left in its block (r >= 11) is a FULL
+// chunk if n <= r-11, and otherwise FIRST (r-11 bytes), MIDDLE chunks of
+// 32757 bytes, and a LAST chunk with the rest.
+//
+// Worked example: records "ab" then "" in log 7 make 24 bytes:
+//
+//	cc cc cc cc 02 00 01 07 00 00 00 61 62   FULL, CRC of 01 07 00 00 00 61 62
+//	cc cc cc cc 00 00 01 07 00 00 00         FULL, empty payload
+//
+// These constants are part of the file format and should not be changed.
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"slices"
+	"sync"
+
+	"github.com/stratadb/strata/internal/vfs"
+)
+
+// These constants are part of the file format and should not be changed.
+const (
+	blockSize  = 32 << 10 // bytes per block
+	headerSize = 11       // bytes of a chunk header
+
+	fullChunk   byte = 1
+	firstChunk  byte = 2
+	middleChunk byte = 3
+	lastChunk   byte = 4
+
+	// maxPayload is the largest payload of one chunk: a whole block.
+	maxPayload = blockSize - headerSize
+)
+
+// crcTable is the CRC-32C (Castagnoli) table.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// chunkCRC is the checksum stored in the chunk whose type byte starts b
+// (b = type, log number, payload).
+func chunkCRC(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal: writer is closed")
+
+// maxRetainedBuf is the largest pending buffer a Writer keeps for reuse after
+// writing it; a larger one (left by a huge record) is dropped for the GC.
+const maxRetainedBuf = 4 << 20
+
+// Writer appends records to one log file, with group commit.
+//
+// All methods are safe for concurrent use. Append frames a record into a
+// pending buffer and returns at once; Flush writes (and optionally syncs)
+// the file up to an offset Append returned. Concurrent Flush calls form
+// groups: one caller (the leader) writes everything appended so far with one
+// Write and, if any caller of the group asked for it, one Sync, while the
+// others wait. Appends go on while a group is being written (the pending
+// buffer is double-buffered).
+//
+// A failed Write or Sync (a short write is a failure) poisons the Writer:
+// every later Append and Flush returns an error wrapping the first failure.
+// A sync is never retried (fsyncgate): the data it covered may be lost, so
+// the caller must stop using this log.
+//
+// The Writer takes ownership of the file and closes it in Close.
+type Writer struct {
+	f      vfs.File
+	logNum uint64
+
+	mu struct {
+		sync.Mutex
+		// cond is signalled when a leader finishes its group.
+		cond sync.Cond
+		// buf holds the framed bytes not yet handed to a leader; buf[0]
+		// goes at file offset start.
+		buf   []byte
+		start int64
+		// spare is the other buffer, nil while a leader is writing it.
+		spare []byte
+		// written and synced are the file offsets up to which data has
+		// been written to the file and made durable.
+		written, synced int64
+		// syncReq is the largest offset a waiting Flush wants synced.
+		syncReq  int64
+		flushing bool // a leader is writing or syncing
+		closed   bool
+		err      error // sticky: the first write or sync failure
+	}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewWriter returns a Writer that appends records to f, an empty file opened
+// for writing at offset 0. logNum is the log's file number; its low 32 bits
+// go in every chunk. The Writer owns f from now on.
+func NewWriter(f vfs.File, logNum uint64) *Writer {
+	w := &Writer{f: f, logNum: logNum}
+	w.mu.cond.L = &w.mu.Mutex
+	return w
+}
+
+// Append frames rec (it is copied; the caller may reuse it at once) after
+// the records appended before and returns the file offset at which the
+// record ends, to pass to Flush. It does no I/O and does not allocate once
+// the pending buffers have grown to the size of a commit group.
+//
+// Append is safe for concurrent use; records land in the order the calls
+// take the Writer's lock, so callers that need an order across goroutines
+// serialize their calls. After Close it returns ErrClosed; after a write or
+// sync failure, an error wrapping that failure.
+func (w *Writer) Append(rec []byte) (end int64, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mu.closed {
+		return 0, ErrClosed
+	}
+	if w.mu.err != nil {
+		return 0, w.mu.err
+	}
+	w.mu.buf = appendRecord(w.mu.buf, w.mu.start, uint32(w.logNum), rec)
+	return w.mu.start + int64(len(w.mu.buf)), nil
+}
+
+// Size returns the logical size of the log: every byte appended so far,
+// whether written to the file yet or not. It is safe for concurrent use and
+// keeps working after Close.
+func (w *Writer) Size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.start + int64(len(w.mu.buf))
+}
+
+// SyncedOffset returns the offset up to which the log is durable (written
+// and synced). It is safe for concurrent use and keeps working after Close.
+func (w *Writer) SyncedOffset() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.synced
+}
+
+// appendRecord frames rec at the end of buf, whose first byte is at file
+// offset start, and returns the extended buffer.
+func appendRecord(buf []byte, start int64, logNum uint32, rec []byte) []byte {
+	// Room for the payload, one header per started block and the padding.
+	buf = slices.Grow(buf, len(rec)+(len(rec)/maxPayload+2)*2*headerSize)
+	for first := true; ; first = false {
+		room := blockSize - int((start+int64(len(buf)))%blockSize)
+		if room < headerSize {
+			buf = append(buf, make([]byte, room)...)
+			room = blockSize
+		}
+		n := min(len(rec), room-headerSize)
+		last := n == len(rec)
+		buf = appendChunk(buf, chunkType(first, last), logNum, rec[:n])
+		rec = rec[n:]
+		if last {
+			return buf
+		}
+	}
+}
+
+// chunkType is the type of a record's chunk from its place in the record.
+func chunkType(first, last bool) byte {
+	switch {
+	case first && last:
+		return fullChunk
+	case first:
+		return firstChunk
+	case last:
+		return lastChunk
+	}
+	return middleChunk
+}
+
+// appendChunk appends one chunk (header and payload) to buf.
+func appendChunk(buf []byte, typ byte, logNum uint32, payload []byte) []byte {
+	h := len(buf)
+	buf = append(buf, make([]byte, headerSize)...)
+	buf = append(buf, payload...)
+	binary.LittleEndian.PutUint16(buf[h+4:], uint16(len(payload)))
+	buf[h+6] = typ
+	binary.LittleEndian.PutUint32(buf[h+7:], logNum)
+	binary.LittleEndian.PutUint32(buf[h:], chunkCRC(buf[h+6:]))
+	return buf
+}
