@@ -16,15 +16,21 @@ import (
 // Frame_Content_Size.
 const zstdWindow = 1 << 20
 
+// maxZstdEncoders bounds the shared encoder's workers. Each holds about
+// 1.5 MiB of match tables from the encoder's creation on, and compression
+// runs on the few background goroutines that write tables, so more workers
+// would cost memory on large machines and buy nothing.
+const maxZstdEncoders = 8
+
 // zstdEncoder returns the process-wide Zstandard encoder, creating it on
 // first use. Its EncodeAll may be called concurrently; it runs up to
-// GOMAXPROCS (at first use) encodes at once, each on its caller's goroutine,
-// and makes later callers wait for a free worker.
+// min(GOMAXPROCS at first use, maxZstdEncoders) encodes at once, each on its
+// caller's goroutine, and makes later callers wait for a free worker.
 var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(zstdWindow),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), maxZstdEncoders)),
 		zstd.WithEncoderCRC(false),
 		zstd.WithSingleSegment(true),
 		zstd.WithZeroFrames(true),
