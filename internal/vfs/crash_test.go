@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -299,4 +300,85 @@ func TestCrashCloneIndependent(t *testing.T) {
 	if got := mustRead(t, c.DropUnsynced(), "db/f"); string(got) != "base" {
 		t.Fatalf("clone of clone = %q, want the clone's synced state", got)
 	}
+}
+
+// TestCrashMoveSyncedOnlyAtTarget moves a directory and a file to another
+// directory and syncs only the target, so both directories' synced
+// entries hold them. The clone must still be a tree: the directory appears
+// once, and the file keeps one content under both names.
+func TestCrashMoveSyncedOnlyAtTarget(t *testing.T) {
+	m := NewMem()
+	for _, d := range []string{"d1/x", "d2"} {
+		if err := m.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteFile(m, "d1/f", []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/", "d1", "d2"} {
+		if err := SyncDir(m, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"x", "f"} {
+		if err := m.Rename("d1/"+name, "d2/"+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SyncDir(m, "d2"); err != nil {
+		t.Fatal(err)
+	}
+	c := m.DropUnsynced()
+	if exists(t, c, "d1/x") == exists(t, c, "d2/x") {
+		t.Fatalf("directory x in d1: %v, in d2: %v; want exactly one", exists(t, c, "d1/x"), exists(t, c, "d2/x"))
+	}
+	if a, b := mustRead(t, c, "d1/f"), mustRead(t, c, "d2/f"); string(a) != "data" || string(b) != "data" {
+		t.Fatalf("f = %q and %q", a, b)
+	}
+}
+
+// TestCrashCloneConcurrent clones while another goroutine appends, syncs
+// and renames; with -race it checks CrashClone's locking, and it checks
+// each clone holds a prefix of what was written.
+func TestCrashCloneConcurrent(t *testing.T) {
+	m := newSyncedMem(t)
+	f, err := m.Create("db/wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 300 {
+			if _, err := f.Write(bytes.Repeat([]byte{'w'}, 100)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%10 == 0 {
+				if err := f.Sync(); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := SyncDir(m, "db"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	rng := rand.New(rand.NewPCG(testSeed(t), 5))
+	for range 50 {
+		c := m.CrashClone(CrashCloneConfig{UnsyncedPct: 100, Rand: rng})
+		if !exists(t, c, "db/wal") {
+			continue
+		}
+		got := mustRead(t, c, "db/wal")
+		if bytes.Count(got, []byte{'w'}) != len(got) {
+			t.Fatalf("clone holds bytes that were never written")
+		}
+	}
+	wg.Wait()
 }

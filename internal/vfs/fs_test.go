@@ -357,6 +357,15 @@ func TestCloseTwiceAndUseAfterClose(t *testing.T) {
 		if err := f.Sync(); !errors.Is(err, os.ErrClosed) {
 			t.Fatalf("Sync after Close = %v", err)
 		}
+		if _, err := f.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Read after Close = %v", err)
+		}
+		if err := f.Truncate(0); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Truncate after Close = %v", err)
+		}
+		if _, err := f.Size(); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Size after Close = %v", err)
+		}
 	})
 }
 

@@ -89,6 +89,9 @@ func TestMemErrors(t *testing.T) {
 		{"open under a file", func() error { _, err := m.Open("d/f/g"); return err }(), syscall.ENOTDIR},
 		{"lock a dir", func() error { _, err := m.Lock("d"); return err }(), syscall.EISDIR},
 		{"list a file", func() error { _, err := m.List("d/f"); return err }(), syscall.ENOTDIR},
+		{"rename from a missing dir", m.Rename("nodir/a", "d/a"), syscall.ENOENT},
+		{"rename into a missing dir", m.Rename("d/f", "nodir/a"), syscall.ENOENT},
+		{"rename root", m.Rename("/", "d/x"), syscall.EINVAL},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.want) {
@@ -121,6 +124,9 @@ func TestMemDirHandle(t *testing.T) {
 	}
 	if err := d.Truncate(0); !errors.Is(err, syscall.EISDIR) {
 		t.Fatalf("Truncate of a dir = %v", err)
+	}
+	if fi, err := m.Stat("/"); err != nil || fi.ModTime().IsZero() || fi.Sys() != nil || fi.Name() != "/" {
+		t.Fatalf("Stat(/) = %v, %v", fi, err)
 	}
 	if size, err := d.Size(); size != 0 || err != nil {
 		t.Fatalf("Size of a dir = %d, %v", size, err)

@@ -3,7 +3,11 @@
 // filesystem for an in-memory one, one that simulates a power cut by dropping
 // unsynced writes, or one that injects errors.
 //
-// golang.org/x/sys is used here and nowhere else in the engine.
+// The implementations are Default (the operating system's filesystem),
+// MemFS (in memory, with CrashClone to simulate a power cut) and, in the
+// subpackage errorfs, a wrapper that fails chosen operations.
+//
+// golang.org/x/sys may be used here and nowhere else in the engine.
 package vfs
 
 import (
@@ -15,6 +19,9 @@ import (
 // File is an open file. Reads and writes at the file offset (Read, Write)
 // are for one goroutine at a time; ReadAt may be called concurrently with
 // anything but Close.
+//
+// Close is idempotent: a second Close returns nil. Every other method
+// called after Close returns an error wrapping os.ErrClosed.
 type File interface {
 	io.Reader
 	io.ReaderAt
@@ -49,7 +56,7 @@ type FS interface {
 	// MkdirAll creates a directory and its missing parents.
 	MkdirAll(dir string, perm os.FileMode) error
 	// List returns the names of a directory's entries (base names only),
-	// sorted.
+	// sorted. The returned slice belongs to the caller.
 	List(dir string) ([]string, error)
 	// Stat describes the named file.
 	Stat(name string) (os.FileInfo, error)

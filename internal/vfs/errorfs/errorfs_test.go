@@ -360,3 +360,38 @@ func TestOpKindString(t *testing.T) {
 		t.Fatalf("Op.String = %q", op)
 	}
 }
+
+func TestPassThrough(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := Wrap(mem, nil)
+	if err := vfs.WriteFile(fs, "f", []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.OpenReadWrite("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 2)
+	if n, err := f.ReadAt(buf, 1); n != 2 || err != nil || string(buf) != "bc" {
+		t.Fatalf("ReadAt = %d, %v, %q", n, err, buf)
+	}
+	if _, err := fs.OpenReadWrite("missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenReadWrite(missing) = %v", err)
+	}
+	if got := fs.PathJoin("a", "b"); got != "a/b" {
+		t.Fatalf("PathJoin = %q", got)
+	}
+	before := fs.Ops()
+	fs.PathJoin("x")
+	if fs.Ops() != before {
+		t.Fatal("PathJoin was counted as an op")
+	}
+	fs.SetInjector(Always(ErrInjected))
+	if _, err := f.ReadAt(buf, 0); !errors.Is(err, ErrInjected) {
+		t.Fatalf("ReadAt = %v", err)
+	}
+	if _, err := fs.OpenReadWrite("f"); !errors.Is(err, ErrInjected) {
+		t.Fatalf("OpenReadWrite = %v", err)
+	}
+}
