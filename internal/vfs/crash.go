@@ -65,9 +65,9 @@ func (m *MemFS) CrashClone(cfg CrashCloneConfig) *MemFS {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c.decideEntries(m.root)
-	root := c.clone(m.root)
-	return &MemFS{root: root, locks: make(map[string]bool)}
+	c.decideEntries(m.mu.root)
+	root := c.clone(m.mu.root)
+	return newMemFS(root)
 }
 
 // DropUnsynced returns a clone of m holding only its synced state: the

@@ -33,16 +33,26 @@ import (
 // Sync of a handle from OpenDir on that directory. A store that creates its
 // own directory must therefore sync the parent too (see SyncDir).
 type MemFS struct {
-	mu sync.Mutex
-	// root is the directory "/"; the tree under it is guarded by mu.
-	root *memNode
-	// locks holds the cleaned names locked by Lock.
-	locks map[string]bool
+	mu struct {
+		sync.Mutex
+		// root is the directory "/": the directory entries of the whole
+		// tree are guarded by mu (file bytes by each node's own lock).
+		root *memNode
+		// locks holds the cleaned names locked by Lock.
+		locks map[string]bool
+	}
 }
 
 // NewMem returns an empty MemFS holding only its root directory.
 func NewMem() *MemFS {
-	return &MemFS{root: newMemDir(), locks: make(map[string]bool)}
+	return newMemFS(newMemDir())
+}
+
+func newMemFS(root *memNode) *MemFS {
+	m := &MemFS{}
+	m.mu.root = root
+	m.mu.locks = make(map[string]bool)
+	return m
 }
 
 // cleanPath maps a name to its absolute cleaned form.
@@ -51,7 +61,7 @@ func cleanPath(name string) string { return path.Clean("/" + name) }
 // lookupLocked returns the node named name.
 func (m *MemFS) lookupLocked(op, name string) (*memNode, error) {
 	p := cleanPath(name)
-	n := m.root
+	n := m.mu.root
 	if p == "/" {
 		return n, nil
 	}
@@ -75,7 +85,7 @@ func (m *MemFS) parentLocked(op, name string) (*memNode, string, error) {
 	dir, base := path.Split(p)
 	d, err := m.lookupLocked(op, dir)
 	if err != nil {
-		return nil, "", pathErr(op, name, syscall.ENOENT)
+		return nil, "", pathErr(op, name, pathErrno(err))
 	}
 	if !d.isDir {
 		return nil, "", pathErr(op, name, syscall.ENOTDIR)
@@ -228,7 +238,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	if p == "/" {
 		return nil
 	}
-	n := m.root
+	n := m.mu.root
 	for _, part := range strings.Split(p[1:], "/") {
 		c := n.children[part]
 		if c == nil {
@@ -278,7 +288,7 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := cleanPath(name)
-	if m.locks[p] {
+	if m.mu.locks[p] {
 		return nil, fmt.Errorf("vfs: lock %s: %w", name, ErrLocked)
 	}
 	d, base, err := m.parentLocked("lock", name)
@@ -290,7 +300,7 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	} else if n.isDir {
 		return nil, pathErr("lock", name, syscall.EISDIR)
 	}
-	m.locks[p] = true
+	m.mu.locks[p] = true
 	return &memLock{fs: m, path: p}, nil
 }
 
@@ -319,7 +329,7 @@ func (l *memLock) Close() error {
 		return nil
 	}
 	l.fs.mu.Lock()
-	delete(l.fs.locks, l.path)
+	delete(l.fs.mu.locks, l.path)
 	l.fs.mu.Unlock()
 	return nil
 }

@@ -86,6 +86,7 @@ func TestMemErrors(t *testing.T) {
 		{"rename dir over file", m.Rename("d/sub", "d/f"), syscall.ENOTDIR},
 		{"rename dir over non-empty dir", m.Rename("d/sub", "d"), syscall.ENOTEMPTY},
 		{"create under a file", func() error { _, err := m.Create("d/f/g"); return err }(), syscall.ENOTDIR},
+		{"create deep under a file", func() error { _, err := m.Create("d/f/g/h"); return err }(), syscall.ENOTDIR},
 		{"open under a file", func() error { _, err := m.Open("d/f/g"); return err }(), syscall.ENOTDIR},
 		{"lock a dir", func() error { _, err := m.Lock("d"); return err }(), syscall.EISDIR},
 		{"list a file", func() error { _, err := m.List("d/f"); return err }(), syscall.ENOTDIR},
