@@ -268,8 +268,8 @@ func TestHeights(t *testing.T) {
 		}
 		hist[h]++
 	}
-	// With p = 1/4 about 3/4 of the nodes have height 1; allow wide slack.
-	if hist[1] < 1<<16*6/10 || hist[1] > 1<<16*9/10 || hist[2] == 0 || hist[3] == 0 {
+	// With p = 1/e, 1-1/e (63%) of the nodes have height 1, 23% height 2.
+	if hist[1] < 1<<16*58/100 || hist[1] > 1<<16*68/100 || hist[2] < 1<<16*20/100 || hist[2] > 1<<16*27/100 {
 		t.Fatalf("implausible height histogram %v", hist)
 	}
 }

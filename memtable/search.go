@@ -2,7 +2,7 @@ package memtable
 
 import (
 	"bytes"
-	"math/bits"
+	"math"
 )
 
 // compare orders the internal key (nk, nt) against (key, trailer) as
@@ -89,33 +89,41 @@ func (m *MemTable) seek(t *target) (prev, next uint32, c int) {
 
 // findSplice sets the writer's splice to the position of (key, trailer) and
 // reports whether that internal key is present. It starts from the previous
-// splice: it climbs to the lowest level whose splice still brackets the key
-// and searches down from there, so that ascending inserts cost O(1) and
-// nearby ones O(log distance). A key at or before the previous splice's
-// predecessor falls back to a search from the top.
+// splice (pebble's Inserter idea): when the key follows the previous one it
+// climbs while the splice's successor is still before the key, then searches
+// down from the last successor passed, so ascending inserts cost O(1)
+// comparisons and nearby ones O(log distance). A key at or before the
+// previous splice's predecessor is searched from the top.
 func (m *MemTable) findSplice(key []byte, trailer uint64) bool {
 	w := &m.w
 	t := target{d: &w.dir, key: key, trailer: trailer}
 	top := int(m.height.Load())
 	lvl, c := 0, 1
-	for ; lvl < top; lvl++ {
-		if p := w.splPrev[lvl]; p != headNode && m.cmp(&t, p) >= 0 {
-			lvl = top
-			break
-		}
-		c = 1
-		if n := w.splNext[lvl]; n != tailNode {
-			if c = m.cmp(&t, n); c < 0 {
-				continue
+	prev, next := headNode, tailNode
+	// Splice levels nest (prev[l+1] <= prev[l] and next[l] <= next[l+1]), so
+	// one check of prev[0] covers every level.
+	if p := w.splPrev[0]; p != headNode && m.cmp(&t, p) >= 0 {
+		lvl = top
+	} else {
+		// Climb while the splice's next is still before the key.
+		for ; lvl < top; lvl++ {
+			if next = w.splNext[lvl]; next == tailNode {
+				c = 1
+				break
+			}
+			if c = m.cmp(&t, next); c >= 0 {
+				break
 			}
 		}
-		break
-	}
-	prev, next := headNode, tailNode
-	if lvl < top {
-		prev, next = w.splPrev[lvl], w.splNext[lvl]
-	} else {
-		c = 1
+		if lvl == top {
+			next, c = tailNode, 1
+		}
+		if lvl > 0 {
+			// Known to be before the key and at least lvl levels tall.
+			prev = w.splNext[lvl-1]
+		} else {
+			prev = w.splPrev[0]
+		}
 	}
 	for l := lvl - 1; l >= 0; l-- {
 		prev, next, c = m.seekLevel(&t, l, prev, next, c)
@@ -143,13 +151,31 @@ func (m *MemTable) link(off uint32, nd *node, h int) {
 	m.arena.node(w.splNext[0]).storePrev(off)
 }
 
-// randomHeight draws a node height: 1 + k with probability (3/4)(1/4)^k,
-// capped at maxHeight, from a per-memtable xorshift generator.
+// heightThresholds[h] is (1/e)^h scaled to a uint32: a node grows past
+// height h while a uniform uint32 is at or below it. p = 1/e minimizes the
+// expected comparisons of a search.
+var heightThresholds = func() (t [maxHeight]uint32) {
+	p := 1.0
+	for i := range t {
+		t[i] = uint32(p * math.MaxUint32)
+		p /= math.E
+	}
+	return t
+}()
+
+// randomHeight draws a node height: 1 + k with probability (1-p)p^k, p = 1/e,
+// capped at maxHeight, from the memtable's own xorshift generator (the
+// single writer needs no lock).
 func (w *writer) randomHeight() int {
 	x := w.rng
 	x ^= x << 13
 	x ^= x >> 7
 	x ^= x << 17
 	w.rng = x
-	return 1 + bits.TrailingZeros64(x|1<<(2*(maxHeight-1)))/2
+	r := uint32(x >> 32)
+	h := 1
+	for h < maxHeight && r <= heightThresholds[h] {
+		h++
+	}
+	return h
 }
