@@ -44,19 +44,23 @@ type BufRef uint32
 // MemTable is a sorted in-memory set of internal keys and their values.
 // See the package documentation for which methods may run concurrently.
 type MemTable struct {
+	// Read by every reader, written rarely: kept apart from the fields
+	// the writer updates on every Add so that readers' cache lines stay
+	// valid.
 	arena    arena
 	capacity int64
-
 	// dir points at the buffer directory: a slice whose every element below
 	// the retained count is set. The writer replaces it (never resizes it in
 	// place) when it is full; a node naming buffer i is published only
 	// after a directory holding i is.
-	dir atomic.Pointer[[][]byte]
+	dir    atomic.Pointer[[][]byte]
+	height atomic.Uint32 // levels in use, 1..maxHeight
 
-	height   atomic.Uint32 // levels in use, 1..maxHeight
-	used     atomic.Int64  // arena bytes in use
-	retained atomic.Int64  // bytes of retained buffers
-	count    atomic.Int64  // entries
+	_ [64]byte
+
+	used     atomic.Int64 // arena bytes in use
+	retained atomic.Int64 // bytes of retained buffers
+	count    atomic.Int64 // entries
 
 	w writer
 }
@@ -65,6 +69,7 @@ type MemTable struct {
 type writer struct {
 	dir      [][]byte // the current directory; len(dir) is its capacity
 	nbufs    int      // buffers retained
+	used     uint32   // arena bytes handed out, a multiple of nodeAlign
 	retained int64
 	count    int64
 	rng      uint64
@@ -91,7 +96,8 @@ func New(capacity int64) *MemTable {
 	m := &MemTable{arena: newArena(limit), capacity: capacity}
 	m.w.rng = 0x9e3779b97f4a7c15
 	m.height.Store(1)
-	m.used.Store(int64(m.arena.used))
+	m.w.used = arenaStart
+	m.used.Store(arenaStart)
 	head, tail := m.arena.node(headNode), m.arena.node(tailNode)
 	head.height, tail.height = maxHeight, maxHeight
 	tail.prev = headNode
@@ -158,17 +164,19 @@ func (m *MemTable) Add(ref BufRef, keyOff, keyLen, valOff, valLen uint32, traile
 	}
 	h := w.randomHeight()
 	sz := nodeSize(h)
-	if !m.arena.fits(sz) || int64(m.arena.used)+int64(sz)+w.retained > m.capacity {
+	used := uint64(w.used) + uint64(sz)
+	if used > uint64(m.arena.limit) || int64(used)+w.retained > m.capacity {
 		return fmt.Errorf("%w: node of %d bytes, %d of %d bytes used", ErrFull, sz, m.Size(), m.capacity)
 	}
-	off := m.arena.alloc(sz)
+	off := w.used
+	w.used = uint32(used)
 	nd := m.arena.node(off)
 	nd.bufRef, nd.keyOff, nd.keyLen, nd.valOff, nd.valLen = uint32(ref), keyOff, keyLen, valOff, valLen
 	nd.height, nd.trailer = uint32(h), trailer
 	m.link(off, nd, h)
 	w.count++
 	m.count.Store(w.count)
-	m.used.Store(int64(m.arena.used))
+	m.used.Store(int64(w.used))
 	return nil
 }
 

@@ -147,7 +147,7 @@ func (m *MemTable) check() error {
 		n, prev := 0, headNode
 		for off := m.arena.node(headNode).loadNext(l); off != tailNode; off = m.arena.node(off).loadNext(l) {
 			nd := m.arena.node(off)
-			if off < arenaStart || off >= m.arena.used || int(nd.height) <= l || nd.height > maxHeight {
+			if off < arenaStart || off >= m.w.used || int(nd.height) <= l || nd.height > maxHeight {
 				return fmt.Errorf("level %d: bad node offset %d or height %d", l, off, nd.height)
 			}
 			k := base.InternalKey{UserKey: m.userKey(&d, nd), Trailer: nd.trailer}

@@ -87,35 +87,22 @@ func nodeSize(h int) uint32 {
 	return uint32(towerOff+4*h+nodeAlign-1) &^ (nodeAlign - 1)
 }
 
-// arena is the node store. buf and base are set once by newArena; used is
-// owned by the single writer.
+// arena is the node store. It never changes after newArena: the writer
+// tracks the bytes handed out (writer.used).
 type arena struct {
 	buf   []byte
 	base  unsafe.Pointer
 	limit uint32 // usable bytes; len(buf) = limit + maxNodeSize
-	used  uint32 // bytes handed out, a multiple of nodeAlign
 }
 
 func newArena(limit uint32) arena {
 	buf := make([]byte, int(limit)+maxNodeSize)
-	return arena{buf: buf, base: unsafe.Pointer(unsafe.SliceData(buf)), limit: limit, used: arenaStart}
+	return arena{buf: buf, base: unsafe.Pointer(unsafe.SliceData(buf)), limit: limit}
 }
 
 // node returns the node at offset off. off must be a node offset.
 func (a *arena) node(off uint32) *node {
 	return (*node)(unsafe.Add(a.base, off))
-}
-
-// fits reports whether a node of sz bytes can still be allocated.
-func (a *arena) fits(sz uint32) bool {
-	return uint64(a.used)+uint64(sz) <= uint64(a.limit)
-}
-
-// alloc hands out sz bytes; the caller has checked fits.
-func (a *arena) alloc(sz uint32) uint32 {
-	off := a.used
-	a.used += sz
-	return off
 }
 
 func (n *node) loadNext(level int) uint32 { return atomic.LoadUint32(&n.next[level]) }

@@ -5,16 +5,12 @@ import (
 	"math"
 )
 
-// compare orders the internal key (nk, nt) against (key, trailer) as
-// base.CompareInternal does: user key ascending, then trailer descending.
-func compare(nk []byte, nt uint64, key []byte, trailer uint64) int {
-	if c := bytes.Compare(nk, key); c != 0 {
-		return c
-	}
+// cmpTrailer orders trailers of one user key: newest (largest) first.
+func cmpTrailer(a, b uint64) int {
 	switch {
-	case nt > trailer:
+	case a > b:
 		return -1
-	case nt < trailer:
+	case a < b:
 		return 1
 	}
 	return 0
@@ -49,10 +45,14 @@ type target struct {
 	trailer uint64
 }
 
-// cmp compares node off (not a sentinel) with the target.
+// cmp compares node off (not a sentinel) with the target as
+// base.CompareInternal does: user key ascending, then trailer descending.
 func (m *MemTable) cmp(t *target, off uint32) int {
 	nd := m.arena.node(off)
-	return compare(m.userKey(t.d, nd), nd.trailer, t.key, t.trailer)
+	if c := bytes.Compare(m.userKey(t.d, nd), t.key); c != 0 {
+		return c
+	}
+	return cmpTrailer(nd.trailer, t.trailer)
 }
 
 // seekLevel walks level from prev, which is before the target, to the
