@@ -4,20 +4,21 @@ package vfs
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // osLock takes flock(LOCK_EX|LOCK_NB) on f. It returns ErrLocked if
 // another open file description holds the lock, in this process or another.
 func osLock(f *os.File) error {
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		switch err {
 		case nil:
 			return nil
-		case syscall.EINTR:
+		case unix.EINTR:
 			continue
-		case syscall.EWOULDBLOCK:
+		case unix.EWOULDBLOCK:
 			return ErrLocked
 		default:
 			return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
@@ -27,7 +28,7 @@ func osLock(f *os.File) error {
 
 // osUnlock releases the flock on f.
 func osUnlock(f *os.File) error {
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
 		return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
 	return nil

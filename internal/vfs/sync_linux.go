@@ -4,15 +4,16 @@ package vfs
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // datasync makes f's data durable with fdatasync(2), which skips metadata
 // (such as the modification time) that is not needed to read the data back.
 func datasync(f *os.File) error {
 	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err == syscall.EINTR {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {

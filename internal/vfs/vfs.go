@@ -7,7 +7,7 @@
 // MemFS (in memory, with CrashClone to simulate a power cut) and, in the
 // subpackage errorfs, a wrapper that fails chosen operations.
 //
-// golang.org/x/sys may be used here and nowhere else in the engine.
+// golang.org/x/sys is used here and nowhere else in the engine.
 package vfs
 
 import (
