@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,11 +82,19 @@ func (d *DB) initInMemory() {
 
 // lockDir creates the directory if needed and takes its lock file.
 func (d *DB) lockDir() error {
-	if fi, err := d.fs.Stat(d.dirname); err == nil && !fi.IsDir() {
+	fi, err := d.fs.Stat(d.dirname)
+	switch {
+	case err == nil && !fi.IsDir():
 		return fmt.Errorf("lsm: open %s: not a directory", d.dirname)
-	}
-	if err := d.fs.MkdirAll(d.dirname, 0o755); err != nil {
-		return fmt.Errorf("lsm: open %s: %w", d.dirname, err)
+	case err != nil:
+		// A new store: its directory entry must be durable before any
+		// commit is acknowledged.
+		if err := d.fs.MkdirAll(d.dirname, 0o755); err != nil {
+			return fmt.Errorf("lsm: open %s: %w", d.dirname, err)
+		}
+		if err := vfs.SyncDir(d.fs, filepath.Dir(filepath.Clean(d.dirname))); err != nil {
+			return fmt.Errorf("lsm: open %s: syncing its parent directory: %w", d.dirname, err)
+		}
 	}
 	lock, err := d.fs.Lock(d.path(lockFileName))
 	if err != nil {
@@ -231,15 +240,8 @@ func (d *DB) truncate(name string, size int64) error {
 	return errors.Join(err, f.Close())
 }
 
-// syncDir makes the directory's entries durable.
-func (d *DB) syncDir() error {
-	dir, err := d.fs.OpenDir(d.dirname)
-	if err != nil {
-		return err
-	}
-	err = dir.Sync()
-	return errors.Join(err, dir.Close())
-}
+// syncDir makes the store directory's entries durable.
+func (d *DB) syncDir() error { return vfs.SyncDir(d.fs, d.dirname) }
 
 // newLog creates the next WAL file, makes its directory entry durable and
 // makes it the log commits append to. Callers hold d.commit's mutex (or own
