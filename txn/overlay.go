@@ -1,7 +1,6 @@
 package txn
 
 import (
-	"bytes"
 	"encoding/binary"
 	"sync"
 
@@ -11,10 +10,11 @@ import (
 
 const (
 	// ItemOverhead is the approximate memory, in bytes, that the index of an
-	// overlay spends on each distinct key: the Item itself (72 bytes on
-	// 64-bit platforms) held in partly filled btree nodes, plus the nodes'
-	// own headers. It was measured with runtime.MemStats on random inserts
-	// (see TestItemOverheadMeasured).
+	// overlay spends on each distinct key, on 64-bit platforms: a 32-byte
+	// btree element in partly filled nodes (with the nodes' own headers) and
+	// a 48-byte out-of-line entry. TestItemOverhead measures it with
+	// runtime.MemStats: about 99 bytes for random inserts and 122 for
+	// ascending ones (whose splits leave nodes half full).
 	ItemOverhead = 112
 
 	// btreeDegree is the degree of the index's btree: nodes hold up to
@@ -27,33 +27,6 @@ const (
 // compactFloor is the least number of dead bytes that triggers a rewrite of
 // the batch; below it the rewrite is not worth its cost. Tests lower it.
 var compactFloor int64 = 64 << 10
-
-// Item is the index's view of the one visible write of a key in an
-// overlay. Key and Value alias the overlay's batch bytes, which are never
-// modified once written, so they stay valid (and unchanged) forever, even
-// after the overlay is reset or its batch is rewritten. They are capped, so
-// appending to them never writes into the batch. Callers must not modify
-// their bytes.
-type Item struct {
-	// Key and Value alias the batch bytes; Value is nil for deletes.
-	Key, Value []byte
-	// Stamp is the caller-supplied stamp of the write (the engine's global
-	// write counter), for "latest write wins" across overlays.
-	Stamp uint64
-	// KeyOff and ValOff are the offsets of Key and Value within the batch
-	// bytes the item was written to (ValOff is 0 for deletes). They index
-	// Repr() as long as the batch has not been rewritten since.
-	KeyOff, ValOff uint32
-	// Index is the entry's position in that batch.
-	Index uint32
-	// Kind is base.KindSet or base.KindDelete.
-	Kind base.Kind
-}
-
-func itemLess(a, b Item) bool { return bytes.Compare(a.Key, b.Key) < 0 }
-
-// encodedSize is the size of the batch entry the item points at.
-func (it *Item) encodedSize() int { return entrySize(it.Kind, len(it.Key), len(it.Value)) }
 
 // Overlay is a transaction's own writes: the batch representation that its
 // commit writes as one WAL record, plus an ordered index (a copy-on-write
@@ -72,15 +45,17 @@ func (it *Item) encodedSize() int { return entrySize(it.Kind, len(it.Key), len(i
 // intact, so it is allowed).
 type Overlay struct {
 	// Owner-only state.
-	buf   []byte // the representation; header count written by Repr
-	count uint32 // entries in buf, dead ones included
-	dead  int64  // bytes of entries no longer in the index
+	buf         []byte // the representation; header count written by Repr
+	count       uint32 // entries in buf, dead ones included
+	deadBytes   int64  // bytes of buf's entries no longer in the index
+	deadEntries int64  // entries no longer in the index
+	slab        slab
 
 	// mu guards the index against the owner's writes. The owner writes the
 	// fields only with mu held and may read them without it.
 	mu struct {
 		sync.Mutex
-		tree *btree.BTreeG[Item]
+		tree *btree.BTreeG[elem]
 		snap *Snapshot // Clone of tree taken after the last write; nil if stale
 	}
 }
@@ -89,7 +64,7 @@ type Overlay struct {
 func NewOverlay() *Overlay {
 	o := &Overlay{}
 	o.buf = make([]byte, HeaderSize, initialBufSize)
-	o.mu.tree = btree.NewG(btreeDegree, itemLess)
+	o.mu.tree = btree.NewG(btreeDegree, elemLess)
 	return o
 }
 
@@ -116,55 +91,59 @@ func (o *Overlay) write(kind base.Kind, key, value []byte, stamp uint64) error {
 		// The old buffer stays untouched: items and snapshots alias it.
 		o.buf = growBuf(o.buf, size)
 	}
-	it := o.appendItem(kind, key, value, stamp)
+	el := o.appendElem(kind, key, value, stamp)
 	o.mu.Lock()
-	old, replaced := o.mu.tree.ReplaceOrInsert(it)
+	old, replaced := o.mu.tree.ReplaceOrInsert(el)
 	o.mu.snap = nil
 	o.mu.Unlock()
 	if replaced {
-		o.dead += int64(old.encodedSize())
-		if o.dead > compactFloor && o.dead > o.liveBytes() {
+		o.deadBytes += int64(old.encodedSize())
+		o.deadEntries++
+		if o.shouldCompact() {
 			o.compact()
 		}
 	}
 	return nil
 }
 
-// appendItem appends an entry to o.buf, which has room for it, and returns
-// the item pointing at it.
-func (o *Overlay) appendItem(kind base.Kind, key, value []byte, stamp uint64) Item {
+// appendElem appends an entry to o.buf, which has room for it, and returns
+// the element pointing at it.
+func (o *Overlay) appendElem(kind base.Kind, key, value []byte, stamp uint64) elem {
 	var keyOff, valOff int
 	o.buf, keyOff, valOff = appendEntry(o.buf, kind, key, value)
-	it := Item{
-		Key:    o.buf[keyOff : keyOff+len(key) : keyOff+len(key)],
-		Stamp:  stamp,
-		KeyOff: uint32(keyOff),
-		Index:  o.count,
-		Kind:   kind,
-	}
+	e := o.slab.alloc()
+	*e = entry{stamp: stamp, keyOff: uint32(keyOff), index: o.count, kind: kind}
 	if kind == base.KindSet {
-		it.Value = o.buf[valOff : valOff+len(value) : valOff+len(value)]
-		it.ValOff = uint32(valOff)
+		e.value = o.buf[valOff : valOff+len(value) : valOff+len(value)]
+		e.valOff = uint32(valOff)
 	}
 	o.count++
-	return it
+	return elem{key: o.buf[keyOff : keyOff+len(key) : keyOff+len(key)], e: e}
 }
 
-func (o *Overlay) liveBytes() int64 { return int64(len(o.buf)-HeaderSize) - o.dead }
+func (o *Overlay) liveBytes() int64 { return int64(len(o.buf)-HeaderSize) - o.deadBytes }
+
+// shouldCompact reports whether dead entries (their batch bytes and their
+// out-of-line entries) dominate the live ones and pass compactFloor.
+func (o *Overlay) shouldCompact() bool {
+	dead := o.deadBytes + o.deadEntries*entryMemSize
+	live := o.liveBytes() + int64(o.mu.tree.Len())*entryMemSize
+	return dead > compactFloor && dead > live
+}
 
 // compact rewrites the batch with the live entries only, in key order, into
-// a new buffer, and rebuilds the index over it. The old buffer and the old
+// a new buffer, and rebuilds the index over it. The old buffer, entries and
 // index are left as they are for the snapshots that still use them.
 func (o *Overlay) compact() {
 	old, live := o.mu.tree, o.liveBytes()
 	header := o.buf[:HeaderSize]
 	o.buf = make([]byte, HeaderSize, HeaderSize+live+live/4)
 	copy(o.buf, header)
-	o.count = 0
-	o.dead = 0
-	tree := btree.NewG(btreeDegree, itemLess)
-	old.Ascend(func(it Item) bool {
-		tree.ReplaceOrInsert(o.appendItem(it.Kind, it.Key, it.Value, it.Stamp))
+	o.count, o.deadBytes, o.deadEntries = 0, 0, 0
+	o.slab = slab{chunk: make([]entry, 0, old.Len())}
+	tree := btree.NewG(btreeDegree, elemLess)
+	old.Ascend(func(el elem) bool {
+		tree.ReplaceOrInsert(o.appendElem(el.e.kind, el.key, el.e.value, el.e.stamp))
 		return true
 	})
 	o.mu.Lock()
@@ -176,10 +155,15 @@ func (o *Overlay) compact() {
 // Get returns the overlay's visible write of key: found is false when the
 // overlay has none; otherwise kind tells a value (KindSet) from a
 // tombstone (KindDelete, with a nil value). Owner only: it takes no lock and
-// allocates nothing. The value stays valid forever.
+// allocates nothing (key escapes, as google/btree calls its less function
+// dynamically: pass a reused buffer rather than a fresh stack array). The
+// value stays valid forever.
 func (o *Overlay) Get(key []byte) (value []byte, kind base.Kind, found bool) {
-	it, ok := o.mu.tree.Get(Item{Key: key})
-	return it.Value, it.Kind, ok
+	el, ok := o.mu.tree.Get(elem{key: key})
+	if !ok {
+		return nil, 0, false
+	}
+	return el.e.value, el.e.kind, true
 }
 
 // SharedGet is Get for any goroutine (a read-uncommitted reader): it takes
@@ -187,9 +171,12 @@ func (o *Overlay) Get(key []byte) (value []byte, kind base.Kind, found bool) {
 // The value stays valid forever.
 func (o *Overlay) SharedGet(key []byte) (value []byte, kind base.Kind, stamp uint64, found bool) {
 	o.mu.Lock()
-	it, ok := o.mu.tree.Get(Item{Key: key})
+	el, ok := o.mu.tree.Get(elem{key: key})
 	o.mu.Unlock()
-	return it.Value, it.Kind, it.Stamp, ok
+	if !ok {
+		return nil, 0, 0, false
+	}
+	return el.e.value, el.e.kind, el.e.stamp, true
 }
 
 // Snapshot returns a point-in-time view of the overlay's index, which later
@@ -211,7 +198,7 @@ func (o *Overlay) Snapshot() *Snapshot {
 // engine can apply exactly these entries, in sorted order, by referencing
 // Repr() without copying. Owner only; fn must not write to the overlay.
 func (o *Overlay) Live(fn func(it Item) bool) {
-	o.mu.tree.Ascend(fn)
+	o.mu.tree.Ascend(func(el elem) bool { return fn(el.item()) })
 }
 
 // Repr returns the batch bytes: header (with the entry count up to date)
@@ -236,22 +223,23 @@ func (o *Overlay) Len() int { return len(o.buf) }
 
 // DeadBytes returns the bytes of Repr taken by overwritten entries. Owner
 // only.
-func (o *Overlay) DeadBytes() int64 { return o.dead }
+func (o *Overlay) DeadBytes() int64 { return o.deadBytes }
 
 // ApproximateBytes returns the memory the overlay holds, approximately: the
-// length of its batch bytes plus ItemOverhead per distinct key. It does not
-// count the spare capacity of the batch buffer, nor the buffers that older
-// items or snapshots still reference after the batch grew or was rewritten.
-// Owner only.
+// length of its batch bytes, ItemOverhead per distinct key, and the
+// out-of-line index entry of each overwritten write. It does not count the
+// spare capacity of the batch buffer, nor the buffers that older items or
+// snapshots still reference after the batch grew or was rewritten. Owner
+// only.
 func (o *Overlay) ApproximateBytes() int64 {
-	return int64(len(o.buf)) + int64(o.mu.tree.Len())*ItemOverhead
+	return int64(len(o.buf)) + int64(o.mu.tree.Len())*ItemOverhead + o.deadEntries*entryMemSize
 }
 
 // EstimateWrite returns an upper bound of the growth of ApproximateBytes
 // that Set(key, value) would cause (Delete(key) causes no more than
 // EstimateWrite(key, nil)), so a caller can check a memory limit before it
-// writes. Owner only (it depends on nothing but its arguments, so any
-// goroutine may in fact call it).
+// writes. It depends on nothing but its arguments, so any goroutine may call
+// it.
 func (o *Overlay) EstimateWrite(key, value []byte) int64 {
 	return int64(entrySize(base.KindSet, len(key), len(value))) + ItemOverhead
 }
@@ -261,9 +249,9 @@ func (o *Overlay) EstimateWrite(key, value []byte) int64 {
 // referencing the old ones, unchanged. Owner only.
 func (o *Overlay) Reset() {
 	o.buf = make([]byte, HeaderSize, initialBufSize)
-	o.count = 0
-	o.dead = 0
-	tree := btree.NewG(btreeDegree, itemLess)
+	o.count, o.deadBytes, o.deadEntries = 0, 0, 0
+	o.slab = slab{}
+	tree := btree.NewG(btreeDegree, elemLess)
 	o.mu.Lock()
 	o.mu.tree = tree
 	o.mu.snap = nil

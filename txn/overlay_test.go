@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/btree"
 
 	"github.com/stratadb/strata/internal/base"
 )
@@ -198,4 +202,37 @@ func TestOverlayGetAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { s.Get(k) }); n != 0 {
 		t.Fatalf("Snapshot.Get allocates %v times", n)
 	}
+}
+
+// TestItemOverhead measures the memory the index spends per distinct key
+// (btree nodes and out-of-line entries, not the batch bytes), for random
+// and for ascending inserts, and checks that ItemOverhead is close to it.
+func TestItemOverhead(t *testing.T) {
+	const n = 50000
+	keys, _ := benchKeys(n)
+	random := indexBytesPerKey(keys)
+	slices.SortFunc(keys, bytes.Compare)
+	ascending := indexBytesPerKey(keys)
+	t.Logf("index memory per key: %.1f bytes (random inserts), %.1f (ascending); ItemOverhead = %d", random, ascending, ItemOverhead)
+	for _, per := range []float64{random, ascending} {
+		if per > ItemOverhead*1.25 || per < ItemOverhead*0.75 {
+			t.Fatalf("ItemOverhead %d is far from the measured %.1f bytes per key", ItemOverhead, per)
+		}
+	}
+}
+
+func indexBytesPerKey(keys [][]byte) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tree := btree.NewG(btreeDegree, elemLess)
+	var s slab
+	for _, k := range keys {
+		tree.ReplaceOrInsert(elem{key: k, e: s.alloc()})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(tree)
+	runtime.KeepAlive(keys)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(keys))
 }

@@ -16,7 +16,7 @@ import (
 // A Snapshot is safe for concurrent use by any number of goroutines; each
 // iterator over it belongs to one goroutine.
 type Snapshot struct {
-	tree *btree.BTreeG[Item]
+	tree *btree.BTreeG[elem]
 }
 
 // Len returns the number of distinct keys in the snapshot.
@@ -25,8 +25,11 @@ func (s *Snapshot) Len() int { return s.tree.Len() }
 // Get returns the snapshot's visible write of key, as Overlay.SharedGet
 // does. It allocates nothing. The value stays valid forever.
 func (s *Snapshot) Get(key []byte) (value []byte, kind base.Kind, stamp uint64, found bool) {
-	it, ok := s.tree.Get(Item{Key: key})
-	return it.Value, it.Kind, it.Stamp, ok
+	el, ok := s.tree.Get(elem{key: key})
+	if !ok {
+		return nil, 0, 0, false
+	}
+	return el.e.value, el.e.kind, el.e.stamp, true
 }
 
 // NewIter returns an unpositioned iterator over the snapshot.
@@ -38,7 +41,12 @@ func (s *Snapshot) NewIter() *Iter {
 
 // iterBufSize is the number of items an iterator copies out of the btree
 // at a time.
-const iterBufSize = 32
+const iterBufSize = 64
+
+// seekFill is the number of items a seek copies: a seek is often followed
+// by a step or two (or by another seek), so it does not pay for a full
+// buffer; refills double the number up to iterBufSize.
+const seekFill = 8
 
 // Iter walks a Snapshot in key order, in both directions. google/btree has
 // no cursor, so the iterator copies up to iterBufSize consecutive items at a
@@ -56,19 +64,20 @@ const iterBufSize = 32
 // An Iter is not safe for concurrent use, and must not be copied once
 // used (use a new one, or Init). It needs no closing.
 type Iter struct {
-	tree *btree.BTreeG[Item]
+	tree *btree.BTreeG[elem]
 	n    int // buf[:n] holds consecutive items, ascending
 	pos  int // -1 (before buf), 0..n-1 (valid), or n (after buf)
 	// first and last tell that buf[0] is the tree's first item and buf[n-1]
 	// its last, so no refill is needed beyond them.
 	first, last bool
 
-	fill    func(Item) bool // it.add, bound once to avoid an allocation per fill
+	fill    func(elem) bool // it.add, bound once to avoid an allocation per fill
 	boundTo *Iter
 	fillN   int
+	limit   int    // of the current fill; grows as the iterator keeps moving
 	skip    bool   // the fill skips an item equal to skipKey (an exclusive refill)
 	skipKey []byte // a key of buf, never a caller's
-	buf     [iterBufSize]Item
+	buf     [iterBufSize]elem
 }
 
 // Init makes it an unpositioned iterator over s, reusing its memory.
@@ -82,23 +91,23 @@ func (it *Iter) Init(s *Snapshot) {
 func (it *Iter) Valid() bool { return it.pos >= 0 && it.pos < it.n }
 
 // Item returns the current item.
-func (it *Iter) Item() Item { return it.buf[it.pos] }
+func (it *Iter) Item() Item { return it.buf[it.pos].item() }
 
 // Key returns the current key.
-func (it *Iter) Key() []byte { return it.buf[it.pos].Key }
+func (it *Iter) Key() []byte { return it.buf[it.pos].key }
 
 // Value returns the current value (nil for a tombstone).
-func (it *Iter) Value() []byte { return it.buf[it.pos].Value }
+func (it *Iter) Value() []byte { return it.buf[it.pos].e.value }
 
 // Kind returns the current entry's kind.
-func (it *Iter) Kind() base.Kind { return it.buf[it.pos].Kind }
+func (it *Iter) Kind() base.Kind { return it.buf[it.pos].e.kind }
 
 // Stamp returns the current entry's stamp.
-func (it *Iter) Stamp() uint64 { return it.buf[it.pos].Stamp }
+func (it *Iter) Stamp() uint64 { return it.buf[it.pos].e.stamp }
 
 // First moves to the smallest key and reports whether there is one.
 func (it *Iter) First() bool {
-	n, exhausted := it.fillAsc(nil, false)
+	n, exhausted := it.fillAsc(nil, false, iterBufSize)
 	it.n, it.pos = n, 0 // with no item: after the end, Prev retries Last
 	it.first, it.last = true, exhausted
 	return n > 0
@@ -106,7 +115,7 @@ func (it *Iter) First() bool {
 
 // Last moves to the largest key and reports whether there is one.
 func (it *Iter) Last() bool {
-	n, exhausted := it.fillDesc(nil, false)
+	n, exhausted := it.fillDesc(nil, false, iterBufSize)
 	it.n, it.pos = n, n-1
 	if n == 0 {
 		it.pos = 0 // after the (empty) buffer: Prev retries Last
@@ -118,11 +127,11 @@ func (it *Iter) Last() bool {
 // SeekGE moves to the smallest key >= key and reports whether there is one.
 // When there is none, Prev then moves to the largest key.
 func (it *Iter) SeekGE(key []byte) bool {
-	if it.n > 0 && bytes.Compare(it.buf[0].Key, key) <= 0 && bytes.Compare(key, it.buf[it.n-1].Key) <= 0 {
+	if it.n > 0 && bytes.Compare(it.buf[0].key, key) <= 0 && bytes.Compare(key, it.buf[it.n-1].key) <= 0 {
 		it.pos = it.search(key)
 		return true
 	}
-	n, exhausted := it.fillAsc(key, true)
+	n, exhausted := it.fillAsc(key, true, seekFill)
 	if n == 0 {
 		it.n, it.pos = 0, 0 // after the end: Prev moves to Last
 		return false
@@ -135,12 +144,12 @@ func (it *Iter) SeekGE(key []byte) bool {
 // SeekLT moves to the largest key < key and reports whether there is one.
 // When there is none, Next then moves to the smallest key.
 func (it *Iter) SeekLT(key []byte) bool {
-	if it.n > 0 && bytes.Compare(it.buf[0].Key, key) < 0 && bytes.Compare(key, it.buf[it.n-1].Key) <= 0 {
+	if it.n > 0 && bytes.Compare(it.buf[0].key, key) < 0 && bytes.Compare(key, it.buf[it.n-1].key) <= 0 {
 		it.pos = it.search(key) - 1
 		return true
 	}
-	n, exhausted := it.fillDesc(key, true)
-	if n > 0 && bytes.Equal(it.buf[n-1].Key, key) { // the fill is inclusive
+	n, exhausted := it.fillDesc(key, true, seekFill)
+	if n > 0 && bytes.Equal(it.buf[n-1].key, key) { // the fill is inclusive
 		n--
 	}
 	if n == 0 {
@@ -167,8 +176,8 @@ func (it *Iter) Next() bool {
 		return false
 	}
 	// At the buffer's last item: refill with the items after it.
-	it.skip, it.skipKey = true, it.buf[it.n-1].Key
-	n, exhausted := it.fillAsc(it.skipKey, true)
+	it.skip, it.skipKey = true, it.buf[it.n-1].key
+	n, exhausted := it.fillAsc(it.skipKey, true, min(2*it.limit, iterBufSize))
 	if n == 0 {
 		it.last, it.pos = true, it.n
 		return false
@@ -193,8 +202,8 @@ func (it *Iter) Prev() bool {
 		return false
 	}
 	// At the buffer's first item: refill with the items before it.
-	it.skip, it.skipKey = true, it.buf[0].Key
-	n, exhausted := it.fillDesc(it.skipKey, true)
+	it.skip, it.skipKey = true, it.buf[0].key
+	n, exhausted := it.fillDesc(it.skipKey, true, min(2*it.limit, iterBufSize))
 	if n == 0 {
 		it.first, it.pos = true, -1
 		return false
@@ -209,7 +218,7 @@ func (it *Iter) search(key []byte) int {
 	lo, hi := 0, it.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(it.buf[m].Key, key) < 0 {
+		if bytes.Compare(it.buf[m].key, key) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
@@ -218,29 +227,29 @@ func (it *Iter) search(key []byte) int {
 	return lo
 }
 
-// fillAsc copies up to iterBufSize items in ascending order into buf,
+// fillAsc copies up to limit (at most iterBufSize) items in ascending order into buf,
 // starting at the first item >= pivot, or at the tree's first item without a
 // pivot, and skipping an item equal to skipKey if it.skip is set. It returns
 // their number, and whether the tree has no more items in that direction.
 // buf is left untouched when there are none. pivot is never stored, so
 // callers' keys do not escape.
-func (it *Iter) fillAsc(pivot []byte, hasPivot bool) (n int, exhausted bool) {
-	it.fillN = 0
+func (it *Iter) fillAsc(pivot []byte, hasPivot bool, limit int) (n int, exhausted bool) {
+	it.fillN, it.limit = 0, limit
 	if hasPivot {
-		it.tree.AscendGreaterOrEqual(Item{Key: pivot}, it.adder())
+		it.tree.AscendGreaterOrEqual(elem{key: pivot}, it.adder())
 	} else {
 		it.tree.Ascend(it.adder())
 	}
 	it.skip, it.skipKey = false, nil
-	return it.fillN, it.fillN < iterBufSize
+	return it.fillN, it.fillN < limit
 }
 
 // fillDesc is fillAsc downwards from the last item <= pivot; it leaves buf
 // in ascending order all the same.
-func (it *Iter) fillDesc(pivot []byte, hasPivot bool) (n int, exhausted bool) {
-	it.fillN = 0
+func (it *Iter) fillDesc(pivot []byte, hasPivot bool, limit int) (n int, exhausted bool) {
+	it.fillN, it.limit = 0, limit
 	if hasPivot {
-		it.tree.DescendLessOrEqual(Item{Key: pivot}, it.adder())
+		it.tree.DescendLessOrEqual(elem{key: pivot}, it.adder())
 	} else {
 		it.tree.Descend(it.adder())
 	}
@@ -249,11 +258,11 @@ func (it *Iter) fillDesc(pivot []byte, hasPivot bool) (n int, exhausted bool) {
 	for i, j := 0, n-1; i < j; i, j = i+1, j-1 {
 		it.buf[i], it.buf[j] = it.buf[j], it.buf[i]
 	}
-	return n, n < iterBufSize
+	return n, n < limit
 }
 
 // adder returns it.add as a func value, bound once per iterator.
-func (it *Iter) adder() func(Item) bool {
+func (it *Iter) adder() func(elem) bool {
 	if it.boundTo != it {
 		it.fill, it.boundTo = it.add, it
 	}
@@ -262,14 +271,14 @@ func (it *Iter) adder() func(Item) bool {
 
 // add collects one item of a fill into buf; it skips an item equal to
 // skipKey when it.skip is set (only the first item of a fill can be).
-func (it *Iter) add(item Item) bool {
+func (it *Iter) add(item elem) bool {
 	if it.skip {
 		it.skip = false
-		if bytes.Equal(item.Key, it.skipKey) {
+		if bytes.Equal(item.key, it.skipKey) {
 			return true
 		}
 	}
 	it.buf[it.fillN] = item
 	it.fillN++
-	return it.fillN < iterBufSize
+	return it.fillN < it.limit
 }

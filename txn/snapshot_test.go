@@ -53,7 +53,7 @@ func TestSnapshotStability(t *testing.T) {
 // and checks the behaviour at both ends.
 func TestIterEdges(t *testing.T) {
 	r := newRand(t)
-	for _, n := range []int{0, 1, 2, iterBufSize - 1, iterBufSize, iterBufSize + 1, 2 * iterBufSize, 3*iterBufSize + 7} {
+	for _, n := range []int{0, 1, 2, seekFill - 1, seekFill, seekFill + 1, 2*seekFill + 1, iterBufSize - 1, iterBufSize, iterBufSize + 1, 2 * iterBufSize, 3*iterBufSize + 7} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			o := NewOverlay()
 			m := model{}
