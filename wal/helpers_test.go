@@ -152,24 +152,41 @@ func (f *memFile) durableLen() int {
 
 const testLogNum = 0x1_0000_0007 // high bits are not stored
 
-// writeLog writes recs as log testLogNum and returns the file's bytes and
-// the end offset of each record.
+// writeLog writes recs as log testLogNum to a file of a vfs.MemFS and
+// returns the file's bytes and the end offset of each record.
 func writeLog(t testing.TB, recs [][]byte) ([]byte, []int64) {
 	t.Helper()
-	f := &memFile{}
+	fs := vfs.NewMem()
+	f, err := fs.Create("000007.log")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := NewWriter(f, testLogNum)
 	ends := make([]int64, len(recs))
 	for i, rec := range recs {
-		end, err := w.Append(rec)
-		if err != nil {
+		if ends[i], err = w.Append(rec); err != nil {
 			t.Fatalf("Append(record %d): %v", i, err)
 		}
-		ends[i] = end
 	}
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	return f.bytes(), ends
+	return readFile(t, fs, "000007.log"), ends
+}
+
+// readFile returns the contents of a file of fs.
+func readFile(t testing.TB, fs vfs.FS, name string) []byte {
+	t.Helper()
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // readResult is everything a Reader returned.
