@@ -21,7 +21,6 @@ const (
 	// 2*btreeDegree-1 items.
 	btreeDegree = 16
 
-	initialBufSize = 512
 )
 
 // compactFloor is the least number of dead bytes that triggers a rewrite of
@@ -45,7 +44,7 @@ var compactFloor int64 = 64 << 10
 // intact, so it is allowed).
 type Overlay struct {
 	// Owner-only state.
-	buf         []byte // the representation; header count written by Repr
+	buf         chunkBuf // the representation; header count written by Repr
 	count       uint32 // entries in buf, dead ones included
 	deadBytes   int64  // bytes of buf's entries no longer in the index
 	deadEntries int64  // entries no longer in the index
@@ -63,7 +62,7 @@ type Overlay struct {
 // NewOverlay returns an empty overlay.
 func NewOverlay() *Overlay {
 	o := &Overlay{}
-	o.buf = make([]byte, HeaderSize, initialBufSize)
+	o.buf = newChunkBuf()
 	o.mu.tree = btree.NewG(btreeDegree, elemLess)
 	return o
 }
@@ -83,15 +82,11 @@ func (o *Overlay) Delete(key []byte, stamp uint64) error {
 }
 
 func (o *Overlay) write(kind base.Kind, key, value []byte, stamp uint64) error {
-	size, err := checkEntry(len(o.buf), kind, key, value)
+	size, err := checkEntry(o.buf.len(), kind, key, value)
 	if err != nil {
 		return err
 	}
-	if cap(o.buf)-len(o.buf) < size {
-		// The old buffer stays untouched: items and snapshots alias it.
-		o.buf = growBuf(o.buf, size)
-	}
-	el := o.appendElem(kind, key, value, stamp)
+	el := o.appendElem(kind, key, value, stamp, size)
 	o.mu.Lock()
 	old, replaced := o.mu.tree.ReplaceOrInsert(el)
 	o.mu.snap = nil
@@ -106,22 +101,19 @@ func (o *Overlay) write(kind base.Kind, key, value []byte, stamp uint64) error {
 	return nil
 }
 
-// appendElem appends an entry to o.buf, which has room for it, and returns
-// the element pointing at it.
-func (o *Overlay) appendElem(kind base.Kind, key, value []byte, stamp uint64) elem {
-	var keyOff, valOff int
-	o.buf, keyOff, valOff = appendEntry(o.buf, kind, key, value)
+// appendElem appends an entry of size bytes to the batch and returns the
+// element pointing at it. Bytes already written are never moved or
+// modified: items and snapshots alias them.
+func (o *Overlay) appendElem(kind base.Kind, key, value []byte, stamp uint64, size int) elem {
+	o.buf.reserve(size)
+	k, v, keyOff, valOff := o.buf.appendEntry(kind, key, value)
 	e := o.slab.alloc()
-	*e = entry{stamp: stamp, keyOff: uint32(keyOff), index: o.count, kind: kind}
-	if kind == base.KindSet {
-		e.value = o.buf[valOff : valOff+len(value) : valOff+len(value)]
-		e.valOff = uint32(valOff)
-	}
+	*e = entry{value: v, stamp: stamp, keyOff: uint32(keyOff), valOff: uint32(valOff), index: o.count, kind: kind}
 	o.count++
-	return elem{key: o.buf[keyOff : keyOff+len(key) : keyOff+len(key)], e: e}
+	return elem{key: k, e: e}
 }
 
-func (o *Overlay) liveBytes() int64 { return int64(len(o.buf)-HeaderSize) - o.deadBytes }
+func (o *Overlay) liveBytes() int64 { return int64(o.buf.len()-HeaderSize) - o.deadBytes }
 
 // shouldCompact reports whether dead entries (their batch bytes and their
 // out-of-line entries) dominate the live ones and pass compactFloor.
@@ -136,14 +128,14 @@ func (o *Overlay) shouldCompact() bool {
 // index are left as they are for the snapshots that still use them.
 func (o *Overlay) compact() {
 	old, live := o.mu.tree, o.liveBytes()
-	header := o.buf[:HeaderSize]
-	o.buf = make([]byte, HeaderSize, HeaderSize+live+live/4)
-	copy(o.buf, header)
+	header := o.buf.header()
+	o.buf = chunkBuf{chunks: [][]byte{make([]byte, HeaderSize, HeaderSize+live)}}
+	copy(o.buf.header(), header)
 	o.count, o.deadBytes, o.deadEntries = 0, 0, 0
 	o.slab = slab{chunk: make([]entry, 0, old.Len())}
 	tree := btree.NewG(btreeDegree, elemLess)
 	old.Ascend(func(el elem) bool {
-		tree.ReplaceOrInsert(o.appendElem(el.e.kind, el.key, el.e.value, el.e.stamp))
+		tree.ReplaceOrInsert(o.appendElem(el.e.kind, el.key, el.e.value, el.e.stamp, el.encodedSize()))
 		return true
 	})
 	o.mu.Lock()
@@ -202,13 +194,17 @@ func (o *Overlay) Live(fn func(it Item) bool) {
 }
 
 // Repr returns the batch bytes: header (with the entry count up to date)
-// and entries, dead ones included. The engine stamps it with SetSeq and
-// writes it as the commit's WAL record; the overlay must not be written
-// after that. The bytes stay valid forever; the header changes at the next
-// write (Repr writes the count). Owner only.
+// and entries, dead ones included, as one slice. The engine stamps it with
+// SetSeq and writes it as the commit's WAL record; the overlay must not be
+// written after that. A batch that outgrew 64 KiB is held in chunks, which
+// Repr copies once into one buffer (later calls return that buffer without
+// copying); a smaller batch is returned as it is. The bytes stay valid
+// forever; the header changes at the next write (Repr writes the count).
+// Owner only.
 func (o *Overlay) Repr() []byte {
-	binary.LittleEndian.PutUint32(o.buf[countOffset:], o.count)
-	return o.buf
+	b := o.buf.bytes()
+	binary.LittleEndian.PutUint32(b[countOffset:], o.count)
+	return b
 }
 
 // Count returns the number of entries in Repr, dead ones included. Owner
@@ -219,7 +215,7 @@ func (o *Overlay) Count() uint32 { return o.count }
 func (o *Overlay) Entries() int { return o.mu.tree.Len() }
 
 // Len returns the length of Repr in bytes. Owner only.
-func (o *Overlay) Len() int { return len(o.buf) }
+func (o *Overlay) Len() int { return o.buf.len() }
 
 // DeadBytes returns the bytes of Repr taken by overwritten entries. Owner
 // only.
@@ -227,12 +223,15 @@ func (o *Overlay) DeadBytes() int64 { return o.deadBytes }
 
 // ApproximateBytes returns the memory the overlay holds, approximately: the
 // length of its batch bytes, ItemOverhead per distinct key, and the
-// out-of-line index entry of each overwritten write. It does not count the
-// spare capacity of the batch buffer, nor the buffers that older items or
-// snapshots still reference after the batch grew or was rewritten. Owner
-// only.
+// out-of-line index entry of each overwritten write. It leaves out the
+// spare capacity of the batch's last chunk (at most 1 MiB, or one entry),
+// the unused tails of the chunks sealed when an entry did not fit (each
+// smaller than that entry: negligible with small values, at worst the
+// length again with values near a MiB), the arrays that a small batch left
+// behind as it grew (at most 64 KiB in all), and whatever only snapshots
+// still reference after a Reset or a rewrite of the batch. Owner only.
 func (o *Overlay) ApproximateBytes() int64 {
-	return int64(len(o.buf)) + int64(o.mu.tree.Len())*ItemOverhead + o.deadEntries*entryMemSize
+	return int64(o.buf.len()) + int64(o.mu.tree.Len())*ItemOverhead + o.deadEntries*entryMemSize
 }
 
 // EstimateWrite returns an upper bound of the growth of ApproximateBytes
@@ -248,7 +247,7 @@ func (o *Overlay) EstimateWrite(key, value []byte) int64 {
 // buffer and index: the previous Repr, the items and the snapshots keep
 // referencing the old ones, unchanged. Owner only.
 func (o *Overlay) Reset() {
-	o.buf = make([]byte, HeaderSize, initialBufSize)
+	o.buf = newChunkBuf()
 	o.count, o.deadBytes, o.deadEntries = 0, 0, 0
 	o.slab = slab{}
 	tree := btree.NewG(btreeDegree, elemLess)

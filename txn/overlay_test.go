@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -235,4 +236,64 @@ func indexBytesPerKey(keys [][]byte) float64 {
 	runtime.KeepAlive(tree)
 	runtime.KeepAlive(keys)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(keys))
+}
+
+// TestOverlayChunks writes past the contiguous first chunk, then values
+// larger than a chunk, and checks the contents, the joined Repr, and the
+// memory held by the chunks: close to the batch's length with small values;
+// with large ones, a sealed chunk's unused tail is smaller than the entry
+// that did not fit, so at most twice the length.
+func TestOverlayChunks(t *testing.T) {
+	r := newRand(t)
+	o := NewOverlay()
+	m := model{}
+	var kept [][]byte
+	for i := 0; o.Len() < 6<<20; i++ {
+		k := fmt.Sprintf("key%06d", r.IntN(4000))
+		n := r.IntN(2000)
+		big := o.Len() > 3<<20
+		if big && i%50 == 0 {
+			n = r.IntN(2 * maxChunk)
+		}
+		v := bytes.Repeat([]byte{byte('a' + i%26)}, n)
+		if err := o.Set([]byte(k), v, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		m[k] = modelEntry{kind: base.KindSet, value: string(v), stamp: uint64(i)}
+		got, _, _ := o.Get([]byte(k))
+		kept = append(kept, got[:min(len(got), 8)])
+		limit := int64(o.Len()) + int64(o.Len())/100 + maxChunk + copyGrowLimit
+		if big {
+			limit = 2*int64(o.Len()) + maxChunk + copyGrowLimit
+		}
+		if held := heldBytes(o); held > limit {
+			t.Fatalf("chunks hold %d bytes for a %d-byte batch (big values: %v)", held, o.Len(), big)
+		}
+	}
+	if len(o.buf.chunks) < 3 {
+		t.Fatalf("only %d chunks", len(o.buf.chunks))
+	}
+	checkOverlay(t, o, m) // joins the chunks
+	if len(o.buf.chunks) != 1 {
+		t.Fatalf("%d chunks after Repr", len(o.buf.chunks))
+	}
+	if err := o.Set([]byte("after"), []byte("repr"), 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	m["after"] = modelEntry{kind: base.KindSet, value: "repr", stamp: 1 << 40}
+	checkOverlay(t, o, m)
+	for i, v := range kept {
+		if len(v) > 0 && v[0] != byte('a'+i%26) {
+			t.Fatalf("value %d changed", i)
+		}
+	}
+}
+
+// heldBytes is the capacity of the chunks the overlay holds now.
+func heldBytes(o *Overlay) int64 {
+	var n int64
+	for _, c := range o.buf.chunks {
+		n += int64(cap(c))
+	}
+	return n
 }
