@@ -20,7 +20,6 @@ const (
 	// btreeDegree is the degree of the index's btree: nodes hold up to
 	// 2*btreeDegree-1 items.
 	btreeDegree = 16
-
 )
 
 // compactFloor is the least number of dead bytes that triggers a rewrite of
@@ -45,9 +44,9 @@ var compactFloor int64 = 64 << 10
 type Overlay struct {
 	// Owner-only state.
 	buf         chunkBuf // the representation; header count written by Repr
-	count       uint32 // entries in buf, dead ones included
-	deadBytes   int64  // bytes of buf's entries no longer in the index
-	deadEntries int64  // entries no longer in the index
+	count       uint32   // entries in buf, dead ones included
+	deadBytes   int64    // bytes of buf's entries no longer in the index
+	deadEntries int64    // entries no longer in the index
 	slab        slab
 
 	// mu guards the index against the owner's writes. The owner writes the
