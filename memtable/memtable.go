@@ -21,6 +21,7 @@ package memtable
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/stratadb/strata/internal/base"
@@ -184,6 +185,9 @@ func (m *MemTable) Add(ref BufRef, keyOff, keyLen, valOff, valLen uint32, traile
 // entry. It is a convenience for tests and tools; errors are Add's, and on
 // error the buffer is not retained. Writer side, like Add.
 func (m *MemTable) Set(key, value []byte, trailer uint64) error {
+	if n := uint64(len(key)) + uint64(len(value)); n > math.MaxUint32 {
+		return fmt.Errorf("%w: entry of %d bytes is beyond 32-bit offsets", ErrInvalidRef, n)
+	}
 	buf := make([]byte, len(key)+len(value))
 	copy(buf, key)
 	copy(buf[len(key):], value)
