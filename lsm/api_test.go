@@ -321,3 +321,31 @@ func TestConcurrentCommits(t *testing.T) {
 	d.Close()
 	check(openTest(t, dir, &Options{MemTableSize: 256 << 10}))
 }
+
+func TestMetricsAndAll(t *testing.T) {
+	d := openTest(t, t.TempDir(), &Options{MemTableSize: 64 << 10})
+	for i := 0; i < 100; i++ {
+		if err := d.Set([]byte(fmt.Sprintf("k%03d", i)), make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx := d.Begin(nil)
+	tx.Set([]byte("x"), nil)
+	defer tx.Rollback()
+	m := d.Metrics()
+	if m.Commits != 100 || m.Rotations == 0 || m.MemTables != int(m.Rotations)+1 || m.OpenTxns != 1 || m.UncommittedBytes == 0 {
+		t.Fatalf("metrics:\n%s", m)
+	}
+	it, _ := d.NewIterator(&IterOptions{UpperBound: []byte("k010")})
+	defer it.Close()
+	n := 0
+	for k := range it.All() {
+		if string(k) != fmt.Sprintf("k%03d", n) {
+			t.Fatalf("All yielded %q at %d", k, n)
+		}
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("All yielded %d keys", n)
+	}
+}
