@@ -132,15 +132,30 @@ func (d *DB) Close() error {
 
 // Get returns a copy of the committed value of key, or ErrNotFound.
 func (d *DB) Get(key []byte) ([]byte, error) {
-	if err := d.check(); err != nil {
-		return nil, err
-	}
-	var buf [64]byte
-	v, err := d.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), d.visibleSeq.Load())
+	v, err := d.get(key)
 	if err != nil {
 		return nil, err
 	}
 	return append(make([]byte, 0, len(v)), v...), nil
+}
+
+// AppendValue appends the committed value of key to dst and returns the
+// extended slice, or ErrNotFound. With room in dst it allocates nothing.
+func (d *DB) AppendValue(dst, key []byte) ([]byte, error) {
+	v, err := d.get(key)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
+}
+
+// get returns the committed value of key, aliasing the store's memory.
+func (d *DB) get(key []byte) ([]byte, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	var buf [64]byte
+	return d.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), d.visibleSeq.Load())
 }
 
 // getCommitted returns the newest value of the prefixed key at or below

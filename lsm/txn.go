@@ -59,6 +59,26 @@ func (t *Txn) usable() error {
 // writes first, then the committed data. It returns ErrNotFound if the key
 // has no value.
 func (t *Txn) Get(key []byte) ([]byte, error) {
+	v, err := t.get(key)
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, len(v)), v...), nil
+}
+
+// AppendValue appends key's value, as Get sees it, to dst and returns the
+// extended slice, or ErrNotFound. With room in dst it allocates nothing.
+func (t *Txn) AppendValue(dst, key []byte) ([]byte, error) {
+	v, err := t.get(key)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
+}
+
+// get returns key's value as the transaction sees it, aliasing memory the
+// caller must not modify.
+func (t *Txn) get(key []byte) ([]byte, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
@@ -67,13 +87,9 @@ func (t *Txn) Get(key []byte) ([]byte, error) {
 		if kind == base.KindDelete {
 			return nil, ErrNotFound
 		}
-		return append(make([]byte, 0, len(v)), v...), nil
+		return v, nil
 	}
-	v, err := t.db.getCommitted(t.keyBuf, t.db.visibleSeq.Load())
-	if err != nil {
-		return nil, err
-	}
-	return append(make([]byte, 0, len(v)), v...), nil
+	return t.db.getCommitted(t.keyBuf, t.db.visibleSeq.Load())
 }
 
 // Set writes key = value in the transaction. The transaction copies both;
