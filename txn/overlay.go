@@ -40,7 +40,8 @@ var compactFloor int64 = 64 << 10
 //
 // After Repr has been handed to the engine for commit, the overlay must not
 // be written again (Reset starts a fresh batch and leaves the old one
-// intact, so it is allowed).
+// intact, so it is allowed). An overlay needs no closing: drop it, or Reset
+// it for the next transaction.
 type Overlay struct {
 	// Owner-only state.
 	buf         chunkBuf // the representation; header count written by Repr

@@ -61,8 +61,12 @@ const seekFill = 8
 // Item may be called only when Valid; the slices they return stay valid
 // forever.
 //
-// An Iter is not safe for concurrent use, and must not be copied once
-// used (use a new one, or Init). It needs no closing.
+// An Iter comes from Snapshot.NewIter, or is a zero Iter given a snapshot
+// with Init; Init also moves a used iterator to another snapshot, reusing
+// its memory (2 KiB of buffer). It is not safe for concurrent use, must not
+// be copied once used, and needs no closing. Keys given to the seeks escape
+// to the heap (google/btree calls its less function dynamically): pass a
+// reused buffer rather than a fresh stack array.
 type Iter struct {
 	tree *btree.BTreeG[elem]
 	n    int // buf[:n] holds consecutive items, ascending
