@@ -84,8 +84,13 @@ type Iter struct {
 	buf     [iterBufSize]elem
 }
 
-// Init makes it an unpositioned iterator over s, reusing its memory.
+// Init makes it an unpositioned iterator over s, reusing its memory. It
+// drops the references to the previous snapshot's items, so a pooled
+// iterator does not keep an old batch alive.
 func (it *Iter) Init(s *Snapshot) {
+	if it.tree != nil {
+		clear(it.buf[:])
+	}
 	it.tree = s.tree
 	it.n, it.pos = 0, 0
 	it.first, it.last = false, false
