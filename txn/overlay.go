@@ -186,9 +186,12 @@ func (o *Overlay) Snapshot() *Snapshot {
 }
 
 // Live calls fn for each live entry (the visible write of each key) in key
-// order, until fn returns false. The items' offsets index Repr(), so the
-// engine can apply exactly these entries, in sorted order, by referencing
-// Repr() without copying. Owner only; fn must not write to the overlay.
+// order, until fn returns false. The items' offsets and lengths index
+// Repr(), so the engine can apply exactly these entries, in sorted order, by
+// slicing Repr() without copying. (The items' own Key and Value hold the
+// same bytes but, for a batch over 64 KiB, in the chunk they were written
+// to rather than in Repr()'s joined buffer.) Owner only; fn must not write
+// to the overlay.
 func (o *Overlay) Live(fn func(it Item) bool) {
 	o.mu.tree.Ascend(func(el elem) bool { return fn(el.item()) })
 }
