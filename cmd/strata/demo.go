@@ -40,7 +40,7 @@ func demo(args []string) error {
 	var c demoConfig
 	fs.StringVar(&c.dir, "dir", "", "store directory (default: a new temporary directory)")
 	fs.IntVar(&c.partitions, "partitions", 4, "changelog partitions")
-	fs.IntVar(&c.records, "records", 250000, "records per partition")
+	fs.IntVar(&c.records, "records", 100000, "records per partition")
 	fs.IntVar(&c.keys, "keys", 50000, "distinct keys")
 	fs.IntVar(&c.batch, "batch", 500, "records per transaction")
 	fs.Float64Var(&c.killAt, "kill-at", 0.5, "kill the first processor once this fraction of the records is committed")
@@ -71,7 +71,9 @@ func demo(args []string) error {
 		return err
 	}
 	if killed > 0 {
-		fmt.Printf("processor 1: killed with SIGKILL after it reported %d committed records\n", killed)
+		el := time.Since(start)
+		fmt.Printf("processor 1: killed with SIGKILL after it reported %d committed records in %v (%.0f records/s)\n",
+			killed, el.Round(time.Millisecond), float64(killed)/el.Seconds())
 	}
 	if _, err := runChild(c, 0); err != nil {
 		return err
@@ -134,11 +136,16 @@ func partitionName(p int) string { return "changelog-" + strconv.Itoa(p) }
 
 // runProcessor consumes the changelog from the committed offsets on.
 func runProcessor(c demoConfig) error {
+	opened := time.Now()
 	db, err := lsm.Open(c.dir, &lsm.Options{NoSync: c.noSync})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if m := db.Metrics(); m.VisibleSeq > 0 {
+		fmt.Printf("processor: reopened the store in %v, replaying its WAL up to sequence number %d\n",
+			time.Since(opened).Round(time.Millisecond), m.VisibleSeq)
+	}
 	progress := os.NewFile(3, "progress")
 	next := make([]int, c.partitions)
 	for p := range next {
