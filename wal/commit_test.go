@@ -17,7 +17,7 @@ func TestFlushAndSync(t *testing.T) {
 	w := NewWriter(f, 1)
 	end1, _ := w.Append([]byte("one"))
 	end2, _ := w.Append([]byte("two"))
-	if end2 != w.Size() || end1 != 14 || end2 != 28 {
+	if end2 != w.Size() || end1 != 22 || end2 != 44 {
 		t.Fatalf("ends %d %d, Size %d", end1, end2, w.Size())
 	}
 	steps := []struct {
@@ -27,11 +27,11 @@ func TestFlushAndSync(t *testing.T) {
 		synced         int64
 		fileLen, durLn int
 	}{
-		{end1, false, 1, 0, 0, 28, 0}, // one write takes everything appended
-		{end2, false, 1, 0, 0, 28, 0}, // already written: no I/O
-		{end1, true, 1, 1, 28, 28, 28},
-		{end2, true, 1, 1, 28, 28, 28},
-		{0, true, 1, 1, 28, 28, 28},
+		{end1, false, 1, 0, 0, 44, 0}, // one write takes everything appended
+		{end2, false, 1, 0, 0, 44, 0}, // already written: no I/O
+		{end1, true, 1, 1, 44, 44, 44},
+		{end2, true, 1, 1, 44, 44, 44},
+		{0, true, 1, 1, 44, 44, 44},
 	}
 	for i, s := range steps {
 		if err := w.Flush(s.end, s.sync); err != nil {
@@ -180,7 +180,7 @@ func TestPoisonWaiters(t *testing.T) {
 	for range n - 1 {
 		go commit()
 	}
-	waitSize(w, n*14)
+	waitSize(w, n*(headerSize+3))
 	close(g.open)
 	for range n {
 		if err := <-errs; !errors.Is(err, errInjected) {
@@ -219,7 +219,7 @@ func TestGroupCommit(t *testing.T) {
 	for i := 1; i < n; i++ {
 		go commit(i)
 	}
-	waitSize(w, n*12)
+	waitSize(w, n*(headerSize+1))
 	close(g.open)
 	wg.Wait()
 	writes, syncs, _ := f.counts()

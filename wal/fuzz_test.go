@@ -3,8 +3,10 @@ package wal
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -15,28 +17,31 @@ import (
 // whether the read ends in corruption (rather than io.EOF).
 func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, corrupt bool) {
 	table := crc32.MakeTable(crc32.Castagnoli)
-	// valid returns the type and payload of a whole valid chunk at o.
-	valid := func(o int) (byte, []byte, bool) {
+	// valid returns the type, payload and synced offset of a whole valid
+	// chunk at o.
+	valid := func(o int) (byte, []byte, uint64, bool) {
 		if o%blockSize > blockSize-headerSize || o+headerSize > len(data) {
-			return 0, nil, false
+			return 0, nil, 0, false
 		}
 		h := data[o : o+headerSize]
 		e := o + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
+		synced := binary.LittleEndian.Uint64(h[11:])
 		if h[6] < 1 || h[6] > 4 || binary.LittleEndian.Uint32(h[7:]) != logNum ||
-			e > len(data) || e-o+o%blockSize > blockSize ||
+			synced > uint64(o) || e > len(data) || e-o+o%blockSize > blockSize ||
 			crc32.Checksum(data[o+6:e], table) != binary.LittleEndian.Uint32(h) {
-			return 0, nil, false
+			return 0, nil, 0, false
 		}
-		return h[6], data[o+headerSize : e], true
+		return h[6], data[o+headerSize : e], synced, true
 	}
-	// damaged tells whether damage, with the first possible later chunk at
-	// from, is corruption.
-	damaged := func(from int) bool {
+	// damaged tells whether damage found at x is corruption: in an older
+	// log always, in the newest if a valid chunk after x records a synced
+	// offset above x.
+	damaged := func(x int) bool {
 		if !newest {
 			return true
 		}
-		for o := from; o < len(data); o++ {
-			if _, _, ok := valid(o); ok {
+		for o := x + 1; o < len(data); o++ {
+			if _, _, synced, ok := valid(o); ok && synced > uint64(x) {
 				return true
 			}
 		}
@@ -53,14 +58,11 @@ func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, c
 				o = next
 				continue
 			}
-			return recs, end, damaged(o + 1)
+			return recs, end, damaged(o)
 		}
-		typ, payload, ok := valid(o)
-		switch {
-		case !ok:
-			return recs, end, damaged(o + 1)
-		case (typ == fullChunk || typ == firstChunk) == inRecord:
-			return recs, end, true // the chunk at o is valid and comes later
+		typ, payload, _, ok := valid(o)
+		if !ok || (typ == fullChunk || typ == firstChunk) == inRecord {
+			return recs, end, damaged(o)
 		}
 		o += headerSize + len(payload)
 		cur = append(cur, payload...)
@@ -95,19 +97,16 @@ func FuzzWALReader(f *testing.F) {
 }
 
 // FuzzWALRoundTrip writes records built from spec (3 bytes each: a size up
-// to 64 KiB-1, around block edges, and a fill byte), flushing after some,
-// reads them back, then reads the log cut at cut: always a prefix of the
-// records, ending in EOF for the newest log and for a clean cut.
+// to 64 KiB-1, around block edges, and a fill byte that also picks a
+// synced, an unsynced or no flush after the record), reads them back, then
+// reads the log cut at cut: always a prefix of the records, ending in EOF
+// for the newest log and for a clean cut. Then it changes the byte at flip
+// (if flipByte is not 0): an older log reads as corrupt; the newest as
+// corrupt exactly when a later record was framed after a sync that covered
+// the damaged chunk, and as a torn tail otherwise.
 func FuzzWALRoundTrip(f *testing.F) {
-	f.Fuzz(func(t *testing.T, spec []byte, cut uint32) {
-		var recs [][]byte
-		for i := 0; i+3 <= len(spec) && len(recs) < 16; i += 3 {
-			rec := make([]byte, int(binary.LittleEndian.Uint16(spec[i:])))
-			for j := range rec {
-				rec[j] = spec[i+2] + byte(j*7)
-			}
-			recs = append(recs, rec)
-		}
+	f.Fuzz(func(t *testing.T, spec []byte, cut, flip uint32, flipByte byte) {
+		recs, synced := specRecords(spec)
 		mf := &memFile{}
 		w := NewWriter(mf, 7)
 		ends := make([]int64, len(recs))
@@ -130,6 +129,12 @@ func FuzzWALRoundTrip(f *testing.F) {
 			t.Fatal(res.err)
 		}
 		checkRecords(t, res.recs, recs)
+		for _, c := range chunksOf(data) {
+			k := completeBefore(ends, c.off)
+			if got := binary.LittleEndian.Uint64(data[c.off+11:]); got != uint64(synced[k]) {
+				t.Fatalf("chunk at %d of record %d: synced offset %d, want %d", c.off, k, got, synced[k])
+			}
+		}
 		l := int64(cut) % int64(len(data)+1)
 		n := completeBefore(ends, l)
 		for _, newest := range []bool{true, false} {
@@ -139,5 +144,59 @@ func FuzzWALRoundTrip(f *testing.F) {
 				t.Fatalf("cut %d of %d newest %v: %v", l, len(data), newest, res.err)
 			}
 		}
+		if len(data) > 0 && flipByte != 0 {
+			checkFlip(t, data, recs, ends, synced, int(flip%uint32(len(data))), flipByte)
+		}
 	})
+}
+
+// specRecords returns the records FuzzWALRoundTrip builds from spec and,
+// for each, the synced offset its chunks carry, as the writer's flushes
+// leave it: a record ends up synced when a later synced flush covers it.
+func specRecords(spec []byte) (recs [][]byte, synced []int64) {
+	var size, done int64
+	for i := 0; i+3 <= len(spec) && len(recs) < 16; i += 3 {
+		rec := make([]byte, int(binary.LittleEndian.Uint16(spec[i:])))
+		for j := range rec {
+			rec[j] = spec[i+2] + byte(j*7)
+		}
+		recs, synced = append(recs, rec), append(synced, done)
+		size = int64(len(appendRecord(nil, size, 7, 0, rec))) + size
+		if spec[i+2]%6 == 0 {
+			done = size
+		}
+	}
+	return recs, synced
+}
+
+// checkFlip xors the byte at d of the log data with x and reads it.
+func checkFlip(t *testing.T, data []byte, recs [][]byte, ends, synced []int64, d int, x byte) {
+	bad := bytes.Clone(data)
+	bad[d] ^= x
+	cs := chunksOf(data)
+	c := chunkAt(cs, int64(d))
+	for _, newest := range []bool{true, false} {
+		res := readLog(bytes.NewReader(bad), 7, newest)
+		if c < 0 { // a trailer byte: never read
+			if res.err != io.EOF {
+				t.Fatalf("trailer byte %d newest %v: %v", d, newest, res.err)
+			}
+			checkRecords(t, res.recs, recs)
+			continue
+		}
+		k := completeBefore(ends, cs[c].off)
+		proved := false
+		for _, s := range synced[k+1:] {
+			proved = proved || s > cs[c].off
+		}
+		checkRecords(t, res.recs, recs[:k])
+		if want := !newest || proved; want != isCorruption(res.err) || !want && res.err != io.EOF {
+			t.Fatalf("byte %d of chunk at %d (record %d) newest %v: %v, want corruption %v",
+				d, cs[c].off, k, newest, res.err, want)
+		}
+		if want := fmt.Sprintf("at offset %d", cs[c].off); isCorruption(res.err) &&
+			!strings.Contains(res.err.Error(), want) {
+			t.Fatalf("byte %d: %v does not say %q", d, res.err, want)
+		}
+	}
 }

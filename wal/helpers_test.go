@@ -152,8 +152,10 @@ func (f *memFile) durableLen() int {
 
 const testLogNum = 0x1_0000_0007 // high bits are not stored
 
-// writeLog writes recs as log testLogNum to a file of a vfs.MemFS and
-// returns the file's bytes and the end offset of each record.
+// writeLog writes recs as log testLogNum to a file of a vfs.MemFS, syncing
+// after each record (so each record's chunks record the end of the one
+// before as the synced offset), and returns the file's bytes and the end
+// offset of each record.
 func writeLog(t testing.TB, recs [][]byte) ([]byte, []int64) {
 	t.Helper()
 	fs := vfs.NewMem()
@@ -164,8 +166,11 @@ func writeLog(t testing.TB, recs [][]byte) ([]byte, []int64) {
 	w := NewWriter(f, testLogNum)
 	ends := make([]int64, len(recs))
 	for i, rec := range recs {
-		if ends[i], err = w.Append(rec); err != nil {
-			t.Fatalf("Append(record %d): %v", i, err)
+		if ends[i], err = w.Append(rec); err == nil {
+			err = w.Flush(ends[i], true)
+		}
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
 		}
 	}
 	if err := w.Close(); err != nil {

@@ -11,24 +11,38 @@ import (
 
 // Reader reads the records of one log file back, in order.
 //
-// A Reader is for one goroutine at a time. Damage (a checksum mismatch, an
-// impossible length or type, a chunk of another log, a broken FIRST ..
-// LAST sequence, a file that ends inside a chunk or a record) ends the
-// read in one of two ways:
+// A Reader is for one goroutine at a time. Damage ends the read: a checksum
+// mismatch, an impossible header (type, length, a chunk of another log, a
+// synced offset beyond the chunk's own offset), a broken FIRST .. LAST
+// sequence, or a file that ends inside a chunk or a record. Say the reader
+// finds it at offset X (the offset of the chunk, or of the end of the
+// file). Then:
 //
-//   - if the log is the newest one and no valid chunk of this log appears
-//     anywhere after the damage, it is a torn tail (a crash mid-write, or a
-//     zero-filled or garbage tail): Next returns io.EOF, and Offset tells
-//     where the valid prefix ends, so the caller can truncate the rest;
-//   - otherwise Next returns an error wrapping base.ErrCorruption that
-//     names the file and the offset of the damage.
+//   - in an older log (newest false), Next returns an error wrapping
+//     base.ErrCorruption that names the file and X;
+//   - in the newest log, the reader reads the rest of the file. If a valid
+//     chunk of this log (any offset after X, a plausible header, a correct
+//     checksum) records a synced offset above X, the damaged bytes had been
+//     synced: Next returns the same corruption error. Otherwise the damage
+//     is a torn tail, unsynced bytes that a crash left partly written,
+//     written out of order or not at all: Next returns io.EOF, and Offset
+//     tells where the valid prefix ends (the end of the last complete
+//     record), so the caller can truncate the rest.
+//
+// A record after the damage is never returned, even when its chunks are
+// valid. Damage to the last synced bytes with no later chunk to prove them
+// synced reads as a torn tail: the log holds no evidence either way.
 //
 // Memory is bounded by the data actually read: one 32 KiB block buffer and
 // a record buffer that grows chunk by chunk, never from a length field.
 // Telling a torn tail from damage reads the rest of the file once; only
-// offsets whose header looks like a chunk of this log pay for a checksum,
-// so the cost stays linear in the file size (about 100 ms per MiB of a
-// hostile file made of such headers, far less for zeros or garbage).
+// offsets whose header looks like a chunk of this log with a synced offset
+// above X (and not beyond the offset itself) pay for a checksum, so the
+// cost stays linear in the file size: at most one checksum of at most a
+// block per byte offset, about 40 ms per MiB for the costliest layout
+// known (BenchmarkHostileTail: headers back to back), far less for zeros,
+// garbage or a real unsynced tail, whose chunks record no synced offset
+// above X.
 type Reader struct {
 	r      io.Reader
 	logNum uint32
@@ -74,19 +88,19 @@ func (r *Reader) Next() (rec []byte, err error) {
 		}
 		switch {
 		case c.bad != "":
-			return nil, r.damage(c.off, c.off+1, c.bad)
+			return nil, r.damage(c.off, c.bad)
 		case c.typ == 0 && inRecord:
-			return nil, r.damage(recStart, c.off, fmt.Sprintf(
-				"file ends at offset %d inside the record", c.off))
+			return nil, r.damage(c.off, fmt.Sprintf(
+				"record from offset %d cut short by the end of the file", recStart))
 		case c.typ == 0:
 			r.err = io.EOF
 			return nil, io.EOF
 		case (c.typ == fullChunk || c.typ == firstChunk) && inRecord:
-			return nil, r.damage(recStart, c.off, fmt.Sprintf(
-				"record lacks its last chunk (chunk of type %d at offset %d)", c.typ, c.off))
+			return nil, r.damage(c.off, fmt.Sprintf(
+				"record from offset %d interrupted by a chunk of type %d", recStart, c.typ))
 		case (c.typ == middleChunk || c.typ == lastChunk) && !inRecord:
-			return nil, r.damage(c.off, c.off, fmt.Sprintf(
-				"chunk of type %d does not follow a first chunk", c.typ))
+			return nil, r.damage(c.off, fmt.Sprintf(
+				"chunk of type %d without a first chunk", c.typ))
 		case c.typ == fullChunk:
 			r.off = r.blockOff + int64(r.pos)
 			return c.payload, nil
@@ -147,18 +161,25 @@ func (r *Reader) nextChunk() (chunk, error) {
 	return c, nil
 }
 
+// zeroHeader is a chunk header of zero bytes, as a zero-filled tail holds.
+var zeroHeader [headerSize]byte
+
 // checkHeader returns what is wrong with the chunk header h, which ends at
 // end in the block, short of its checksum, or "" if nothing is.
 func (r *Reader) checkHeader(h []byte, end int) string {
 	typ := h[6]
 	logNum := binary.LittleEndian.Uint32(h[7:])
+	synced := binary.LittleEndian.Uint64(h[11:])
+	off := r.blockOff + int64(r.pos)
 	switch {
-	case typ == 0 && logNum == 0 && binary.LittleEndian.Uint64(h) == 0:
+	case bytes.Equal(h[:headerSize], zeroHeader[:]):
 		return "zeroed chunk header"
 	case typ < fullChunk || typ > lastChunk:
 		return fmt.Sprintf("invalid chunk type %d", typ)
 	case logNum != r.logNum:
 		return fmt.Sprintf("chunk of log %d in log %d", logNum, r.logNum)
+	case synced > uint64(off):
+		return fmt.Sprintf("synced offset %d beyond the chunk", synced)
 	case end > blockSize:
 		return fmt.Sprintf("chunk length %d overflows its block", end-r.pos-headerSize)
 	case end > len(r.block):
@@ -184,68 +205,82 @@ func (r *Reader) readBlock() error {
 	return nil
 }
 
-// damage ends the read at damage found at offset off: torn tail (io.EOF)
-// or corruption, by the rule in the Reader's doc. scanFrom is the first
-// offset where a later valid chunk would prove damage.
-func (r *Reader) damage(off, scanFrom int64, what string) error {
-	if r.newest {
-		found, err := r.validChunkAfter(scanFrom)
-		if err != nil {
-			r.err = err
-			return err
-		}
-		if !found {
-			r.err = io.EOF
-			return io.EOF
-		}
+// damage ends the read at damage found at file offset x (in the current
+// block, or at its end at the end of the file): torn tail (io.EOF) or
+// corruption, by the rule in the Reader's doc.
+func (r *Reader) damage(x int64, what string) error {
+	if !r.newest {
+		r.err = base.CorruptionErrorf("wal: %s: %s at offset %d", r.name, what, x)
+		return r.err
 	}
-	r.err = base.CorruptionErrorf("wal: %s: %s at offset %d", r.name, what, off)
+	p, err := r.syncedChunkAfter(x)
+	switch {
+	case err != nil:
+		r.err = err
+	case !p.found:
+		r.err = io.EOF
+	default:
+		r.err = base.CorruptionErrorf(
+			"wal: %s: %s at offset %d (synced: the chunk at offset %d records the log synced up to offset %d)",
+			r.name, what, x, p.off, p.synced)
+	}
 	return r.err
 }
 
-// validChunkAfter reports whether a valid chunk of this log starts at or
-// after file offset from (which lies in the current block or at its end),
-// reading the rest of the source.
-func (r *Reader) validChunkAfter(from int64) (bool, error) {
-	start := int(from - r.blockOff)
+// proof is a valid chunk that records a synced offset above some damage.
+type proof struct {
+	found  bool
+	off    int64  // file offset of the chunk
+	synced uint64 // its synced offset
+}
+
+// syncedChunkAfter returns the first valid chunk of this log that starts
+// after file offset x (which lies in the current block or at its end) and
+// records a synced offset above x, reading the rest of the source.
+func (r *Reader) syncedChunkAfter(x int64) (proof, error) {
+	start := int(x + 1 - r.blockOff)
 	for {
-		if hasValidChunk(r.block, start, r.logNum) {
-			return true, nil
+		if p := findProof(r.block, r.blockOff, start, r.logNum, x); p.found {
+			return p, nil
 		}
 		if r.eof {
-			return false, nil
+			return proof{}, nil
 		}
 		if err := r.readBlock(); err != nil {
-			return false, err
+			return proof{}, err
 		}
 		start = 0
 	}
 }
 
-// hasValidChunk reports whether a whole, valid chunk of log logNum starts at
-// some offset >= start of block. Candidates are found by searching for the
-// log number field; those with a known type and a length that fits pay for
-// a checksum.
-func hasValidChunk(block []byte, start int, logNum uint32) bool {
+// findProof returns the first whole, valid chunk of log logNum that starts
+// at some offset >= start of block (whose first byte is at file offset
+// blockOff) and records a synced offset above x and not beyond its own offset.
+// Candidates are found by searching for the log number field; only those
+// with a known type, such a synced offset and a length that fits pay for a
+// checksum.
+func findProof(block []byte, blockOff int64, start int, logNum uint32, x int64) proof {
 	var pattern [4]byte
 	binary.LittleEndian.PutUint32(pattern[:], logNum)
 	for p := start; p+headerSize <= len(block); p++ {
 		i := bytes.Index(block[p+7:], pattern[:])
 		if i < 0 {
-			return false
+			return proof{}
 		}
 		p += i
 		if p+headerSize > len(block) {
-			return false
+			return proof{}
 		}
 		h := block[p:]
-		if typ := h[6]; typ < fullChunk || typ > lastChunk {
+		synced := binary.LittleEndian.Uint64(h[11:])
+		end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
+		if typ := h[6]; typ < fullChunk || typ > lastChunk ||
+			synced <= uint64(x) || synced > uint64(blockOff+int64(p)) || end > len(block) {
 			continue
 		}
-		end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
-		if end <= len(block) && chunkCRC(block[p+6:end]) == binary.LittleEndian.Uint32(h) {
-			return true
+		if chunkCRC(block[p+6:end]) == binary.LittleEndian.Uint32(h) {
+			return proof{found: true, off: blockOff + int64(p), synced: synced}
 		}
 	}
-	return false
+	return proof{}
 }

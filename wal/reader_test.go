@@ -119,7 +119,7 @@ func TestTails(t *testing.T) {
 	rng := newRand(t)
 	recs, data, _ := multiLog(t)
 	var tails [][]byte
-	for _, n := range []int{1, 5, 10, 11, 12, 100, blockSize, 2*blockSize + 7} {
+	for _, n := range []int{1, 5, 18, 19, 20, 100, blockSize, 2*blockSize + 7} {
 		tails = append(tails, make([]byte, n))
 		tails = append(tails, randRecords(rng, n)[0])
 	}
@@ -142,13 +142,14 @@ func TestTails(t *testing.T) {
 }
 
 // TestDamageInMiddle damages each header byte and some payload bytes of a
-// record followed by others: corruption at that chunk's offset, even in
-// the newest log, after the records before it.
+// synced record followed by others (whose chunks record it as synced):
+// corruption at that chunk's offset, even in the newest log, after the
+// records before it.
 func TestDamageInMiddle(t *testing.T) {
 	recs, data, ends := multiLog(t)
 	const k = 6 // a 100-byte FULL record; records follow it
 	off := ends[k-1]
-	for _, i := range []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 50, 110} {
+	for _, i := range []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 18, 19, 50, 118} {
 		bad := bytes.Clone(data)
 		bad[off+i] ^= 0x20
 		for _, newest := range []bool{true, false} {
@@ -167,10 +168,11 @@ func TestDamageInMiddle(t *testing.T) {
 	}
 }
 
-// TestBitFlipSweep flips one bit of every header and trailer byte of a log,
-// and of payload bytes (the first, the last and one in 37), one at a time:
-// damage in a chunk is always detected; the newest-log reader calls it a
-// torn tail only when no chunk follows the damaged one.
+// TestBitFlipSweep flips one bit of every header and trailer byte of a log
+// synced record by record, and of payload bytes (the first, the last and
+// one in 37), one at a time: damage in a chunk is always detected; the
+// newest-log reader calls it a torn tail only in the last record, which no
+// later chunk records as synced.
 func TestBitFlipSweep(t *testing.T) {
 	recs := randRecords(newRand(t), 3, 0, 200, 32500, 1, 700)
 	data, ends := writeLog(t, recs)
@@ -193,9 +195,9 @@ func TestBitFlipSweep(t *testing.T) {
 					t.Fatalf("trailer byte %d: %d records, %v", i, len(res.recs), res.err)
 				}
 				continue
-			case newest && c == len(cs)-1:
+			case newest && completeBefore(ends, cs[c].off) == len(recs)-1:
 				if res.err != io.EOF {
-					t.Fatalf("byte %d of the last chunk: %v, want EOF", i, res.err)
+					t.Fatalf("byte %d of the last record: %v, want EOF", i, res.err)
 				}
 			case !isCorruption(res.err):
 				t.Fatalf("byte %d newest %v: %v, want corruption", i, newest, res.err)
@@ -217,47 +219,60 @@ func chunkAt(cs []chunkInfo, off int64) int {
 }
 
 // TestChunkSequence checks broken FIRST .. LAST sequences made of chunks
-// that are valid one by one: corruption even in the newest log, except a
-// record cut short by the end of the newest log.
+// that are valid one by one: corruption in an older log; in the newest log,
+// a torn tail unless a later chunk records the damaged offset as synced.
 func TestChunkSequence(t *testing.T) {
 	ch := func(typ byte, payload string) []byte {
-		return appendChunk(nil, typ, testLogNum&0xffffffff, []byte(payload))
+		return appendChunk(nil, typ, testLogNum&0xffffffff, 0, []byte(payload))
 	}
 	cat := func(chunks ...[]byte) []byte { return bytes.Join(chunks, nil) }
-	full := ch(fullChunk, "ok")
+	full := ch(fullChunk, "ok") // 21 bytes
 	tests := []struct {
 		name   string
 		log    []byte
 		off    int64 // of the damage
-		torn   bool  // a torn tail for the newest log
 		nGood  int   // records read before the damage
 		reason string
 	}{
-		{"middle alone", cat(full, ch(middleChunk, "m")), 13, false, 1, "does not follow"},
-		{"last alone", cat(full, ch(lastChunk, "l")), 13, false, 1, "does not follow"},
-		{"first then full", cat(full, ch(firstChunk, "f"), full), 13, false, 1, "lacks its last"},
-		{"first then first", cat(ch(firstChunk, "f"), ch(firstChunk, "f"), ch(lastChunk, "")), 0, false, 0, "lacks its last"},
-		{"first at end", cat(full, ch(firstChunk, "f"), ch(middleChunk, "m")), 13, true, 1, "inside the record"},
+		{"middle alone", cat(full, ch(middleChunk, "m")), 21, 1, "chunk of type 3 without a first chunk"},
+		{"last alone", cat(full, ch(lastChunk, "l")), 21, 1, "chunk of type 4 without a first chunk"},
+		{"first then full", cat(full, ch(firstChunk, "f"), full), 41, 1, "record from offset 21 interrupted by a chunk of type 1"},
+		{"first then first", cat(ch(firstChunk, "f"), ch(firstChunk, "f"), ch(lastChunk, "")), 20, 0, "record from offset 0 interrupted by a chunk of type 2"},
+		{"first at end", cat(full, ch(firstChunk, "f"), ch(middleChunk, "m")), 61, 1, "record from offset 21 cut short by the end of the file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, newest := range []bool{true, false} {
-				res := readLog(bytes.NewReader(tt.log), testLogNum, newest)
+			want := fmt.Sprintf("%s at offset %d", tt.reason, tt.off)
+			check := func(log []byte, newest, corrupt bool) {
+				t.Helper()
+				res := readLog(bytes.NewReader(log), testLogNum, newest)
 				if len(res.recs) != tt.nGood {
 					t.Fatalf("newest %v: %d records, want %d", newest, len(res.recs), tt.nGood)
 				}
-				if newest && tt.torn {
+				if !corrupt {
 					if res.err != io.EOF {
-						t.Fatalf("newest: %v, want EOF", res.err)
+						t.Fatalf("newest %v: %v, want EOF", newest, res.err)
 					}
-					continue
+					return
 				}
-				want := fmt.Sprintf("at offset %d", tt.off)
-				if !isCorruption(res.err) || !strings.Contains(res.err.Error(), want) ||
-					!strings.Contains(res.err.Error(), tt.reason) {
-					t.Fatalf("newest %v: %v, want corruption %q %q", newest, res.err, tt.reason, want)
+				if !isCorruption(res.err) || !strings.Contains(res.err.Error(), want) {
+					t.Fatalf("newest %v: %v, want corruption %q", newest, res.err, want)
 				}
 			}
+			check(tt.log, false, true)
+			check(tt.log, true, false)
+			if tt.off == int64(len(tt.log)) {
+				return // damage at the end: no chunk can follow it
+			}
+			// A later chunk that records the log as synced up to its own
+			// offset proves the damaged bytes synced.
+			at := int64(len(tt.log))
+			proved := appendChunk(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(at), nil)
+			check(proved, false, true)
+			check(proved, true, true)
+			// One that records less does not.
+			notProved := appendChunk(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(tt.off), nil)
+			check(notProved, true, false)
 		})
 	}
 }
@@ -274,8 +289,9 @@ func TestWrongLogNumber(t *testing.T) {
 	if res.err != io.EOF || len(res.recs) != 0 {
 		t.Fatalf("newest log: %d records, %v", len(res.recs), res.err)
 	}
-	// A stale chunk of another log followed by chunks of this one.
-	stale := appendChunk(nil, fullChunk, 99, []byte("old"))
+	// A stale chunk of another log followed by chunks of this one, which
+	// record the log as synced beyond offset 0.
+	stale := appendChunk(nil, fullChunk, 99, 0, []byte("old"))
 	res = readLog(bytes.NewReader(append(stale, data...)), testLogNum, true)
 	if !isCorruption(res.err) {
 		t.Fatalf("stale chunk first: %v", res.err)
@@ -284,19 +300,24 @@ func TestWrongLogNumber(t *testing.T) {
 
 // TestBadHeaders checks the header checks one by one.
 func TestBadHeaders(t *testing.T) {
-	good := appendChunk(nil, fullChunk, testLogNum&0xffffffff, []byte("abc"))
+	good := appendChunk(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
 	tests := []struct {
 		name   string
 		edit   func(b []byte) []byte
 		reason string
 	}{
-		{"zeroed", func(b []byte) []byte { return make([]byte, 20) }, "zeroed chunk header"},
+		{"zeroed", func(b []byte) []byte { return make([]byte, 30) }, "zeroed chunk header"},
+		{"zero but the CRC", func(b []byte) []byte { clear(b[4:]); return b }, "invalid chunk type 0"},
 		{"type 0", func(b []byte) []byte { b[6] = 0; return b }, "invalid chunk type 0"},
 		{"type 5", func(b []byte) []byte { b[6] = 5; return b }, "invalid chunk type 5"},
 		{"overflows block", func(b []byte) []byte { b[4], b[5] = 0xff, 0xff; return b }, "overflows its block"},
 		{"beyond file", func(b []byte) []byte { b[4] = 200; return b }, "file ends inside a chunk"},
 		{"short header", func(b []byte) []byte { return b[:7] }, "file ends inside a chunk header"},
-		{"checksum", func(b []byte) []byte { b[12]++; return b }, "checksum mismatch"},
+		{"synced beyond chunk", func(b []byte) []byte { b[11] = 1; return b }, "synced offset 1 beyond the chunk"},
+		{"huge synced offset", func(b []byte) []byte { b[18] = 0x80; return b }, "synced offset 9223372036854775808 beyond the chunk"},
+		{"other log", func(b []byte) []byte { b[7] ^= 1; return b }, "chunk of log 6 in log 7"},
+		{"checksum of payload", func(b []byte) []byte { b[20]++; return b }, "checksum mismatch"},
+		{"checksum of type", func(b []byte) []byte { b[6] = firstChunk; return b }, "checksum mismatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,6 +331,22 @@ func TestBadHeaders(t *testing.T) {
 				t.Fatalf("newest: %v, want EOF", res.err)
 			}
 		})
+	}
+}
+
+// TestChecksumCoversSyncedOffset changes the synced offset of a second
+// chunk to another plausible value: the checksum catches it.
+func TestChecksumCoversSyncedOffset(t *testing.T) {
+	log := appendChunk(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
+	log = appendChunk(log, fullChunk, testLogNum&0xffffffff, 22, []byte("def"))
+	for _, synced := range []byte{0, 5, 21} {
+		bad := bytes.Clone(log)
+		bad[22+11] = synced
+		res := readLog(bytes.NewReader(bad), testLogNum, false)
+		if !isCorruption(res.err) || !strings.Contains(res.err.Error(), "checksum mismatch at offset 22") {
+			t.Fatalf("synced offset %d: %v", synced, res.err)
+		}
+		checkRecords(t, res.recs, [][]byte{[]byte("abc")})
 	}
 }
 

@@ -5,10 +5,15 @@
 // A Writer frames records into a pending buffer (Append, no I/O) and writes
 // them with group commit (Flush): concurrent committers share one write and
 // one sync. A Reader returns the records back, telling a torn tail of the
-// newest log (treated as the clean end) from damage (an error wrapping
-// base.ErrCorruption that names the file and offset).
+// newest log (lost or damaged unsynced bytes, treated as the clean end) from
+// damage to synced bytes (an error wrapping base.ErrCorruption that names
+// the file and offset): every chunk records how much of the log was synced
+// when it was framed.
 //
 // # File format
+//
+// This is format version 2. Version 1 (an 11-byte chunk header without the
+// synced offset) was never released; no reader of it exists.
 //
 // A log file is a sequence of 32 KiB blocks. The last block may be partial.
 // Every block starts with a chunk header; a chunk never crosses a block edge.
@@ -19,40 +24,52 @@
 //
 //	block := chunk* trailer?
 //
-//	chunk (11-byte header, then the payload):
-//	+---------+-----------+--------+------------+-----------------+
-//	| CRC (4) | Length(2) | Type(1)| LogNum (4) | Payload(Length) |
-//	+---------+-----------+--------+------------+-----------------+
-//	 0         4           6        7            11
+//	chunk (19-byte header, then the payload):
+//	+---------+-----------+---------+------------+---------------+-----------------+
+//	| CRC (4) | Length(2) | Type(1) | LogNum (4) | SyncedOff (8) | Payload(Length) |
+//	+---------+-----------+---------+------------+---------------+-----------------+
+//	 0         4           6         7            11              19
 //
-//	CRC     uint32 little-endian: CRC-32C (Castagnoli polynomial, not
-//	        masked) of bytes 6 .. 11+Length of the chunk, that is the type
-//	        byte, the 4 log number bytes and the payload.
-//	Length  uint16 little-endian: payload length. 11+Length never exceeds
-//	        the room left in the block.
-//	Type    1 FULL   the whole record is this chunk's payload
-//	        2 FIRST  first piece of a record split across blocks
-//	        3 MIDDLE a middle piece (zero or more per record)
-//	        4 LAST   the last piece
-//	        A record is FULL, or FIRST MIDDLE* LAST in consecutive chunks.
-//	        Other values are invalid; a later format version would add new
-//	        types (as LevelDB's recyclable chunks did) rather than change these.
-//	LogNum  uint32 little-endian: the low 32 bits of the log's file number,
-//	        so that stale chunks of another log are never taken for this one's.
+//	CRC       uint32 little-endian: CRC-32C (Castagnoli polynomial, not
+//	          masked) of bytes 6 .. 19+Length of the chunk, that is the
+//	          type byte, the 4 log number bytes, the 8 synced offset bytes
+//	          and the payload.
+//	Length    uint16 little-endian: payload length. 19+Length never exceeds
+//	          the room left in the block.
+//	Type      1 FULL   the whole record is this chunk's payload
+//	          2 FIRST  first piece of a record split across blocks
+//	          3 MIDDLE a middle piece (zero or more per record)
+//	          4 LAST   the last piece
+//	          A record is FULL, or FIRST MIDDLE* LAST in consecutive chunks.
+//	          Other values are invalid; a later format version would add new
+//	          types (as LevelDB's recyclable chunks did) rather than change
+//	          these.
+//	LogNum    uint32 little-endian: the low 32 bits of the log's file number,
+//	          so that stale chunks of another log are never taken for this
+//	          one's.
+//	SyncedOff uint64 little-endian: the length of the log's durable prefix
+//	          (bytes of this file written and synced) when the writer framed
+//	          the chunk. It never exceeds the chunk's own offset, and it is
+//	          always the end of a record (or 0). A reader uses it to tell
+//	          lost unsynced bytes from damaged synced ones (see Reader).
 //
-//	trailer: when fewer than 11 bytes remain in a block, they are zero bytes
-//	and the next chunk starts at the next block. When exactly 11 bytes
+//	trailer: when fewer than 19 bytes remain in a block, they are zero bytes
+//	and the next chunk starts at the next block. When exactly 19 bytes
 //	remain, the next chunk goes there (a FIRST chunk may carry 0 bytes).
 //
 // Records may be empty (a FULL chunk with Length 0). A record of n bytes
-// that starts with r bytes of room left in its block (r >= 11) is a FULL
-// chunk if n <= r-11, and otherwise FIRST (r-11 bytes), MIDDLE chunks of
-// 32757 bytes, and a LAST chunk with the rest.
+// that starts with r bytes of room left in its block (r >= 19) is a FULL
+// chunk if n <= r-19, and otherwise FIRST (r-19 bytes), MIDDLE chunks of
+// 32749 bytes, and a LAST chunk with the rest. Every chunk of a record
+// carries the same synced offset.
 //
-// Worked example: records "ab" then "" in log 7 make 24 bytes:
+// Worked example: in log 7, record "ab" is appended and synced, then
+// record "" is appended; the two make 40 bytes:
 //
-//	cc cc cc cc 02 00 01 07 00 00 00 61 62   FULL, CRC of 01 07 00 00 00 61 62
-//	cc cc cc cc 00 00 01 07 00 00 00         FULL, empty payload
+//	cc cc cc cc 02 00 01 07 00 00 00 00 00 00 00 00 00 00 00 61 62
+//	    FULL "ab", synced offset 0; cc.. is the CRC of bytes 6 .. 20
+//	cc cc cc cc 00 00 01 07 00 00 00 15 00 00 00 00 00 00 00
+//	    FULL "", synced offset 21 (0x15); CRC of bytes 6 .. 18 of the chunk
 //
 // These constants are part of the file format and should not be changed.
 package wal
@@ -70,7 +87,7 @@ import (
 // These constants are part of the file format and should not be changed.
 const (
 	blockSize  = 32 << 10 // bytes per block
-	headerSize = 11       // bytes of a chunk header
+	headerSize = 19       // bytes of a chunk header
 
 	fullChunk   byte = 1
 	firstChunk  byte = 2
@@ -85,7 +102,7 @@ const (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // chunkCRC is the checksum stored in the chunk whose type byte starts b
-// (b = type, log number, payload).
+// (b = type, log number, synced offset, payload).
 func chunkCRC(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
 // ErrClosed is returned by Append after Close.
@@ -166,7 +183,7 @@ func (w *Writer) Append(rec []byte) (end int64, err error) {
 	if w.mu.err != nil {
 		return 0, w.mu.err
 	}
-	w.mu.buf = appendRecord(w.mu.buf, w.mu.start, uint32(w.logNum), rec)
+	w.mu.buf = appendRecord(w.mu.buf, w.mu.start, uint32(w.logNum), uint64(w.mu.synced), rec)
 	return w.mu.start + int64(len(w.mu.buf)), nil
 }
 
@@ -188,8 +205,9 @@ func (w *Writer) SyncedOffset() int64 {
 }
 
 // appendRecord frames rec at the end of buf, whose first byte is at file
-// offset start, and returns the extended buffer.
-func appendRecord(buf []byte, start int64, logNum uint32, rec []byte) []byte {
+// offset start, with synced as every chunk's synced offset, and returns the
+// extended buffer.
+func appendRecord(buf []byte, start int64, logNum uint32, synced uint64, rec []byte) []byte {
 	// Room for the payload, one header per started block and the padding.
 	buf = slices.Grow(buf, len(rec)+(len(rec)/maxPayload+2)*2*headerSize)
 	for first := true; ; first = false {
@@ -200,7 +218,7 @@ func appendRecord(buf []byte, start int64, logNum uint32, rec []byte) []byte {
 		}
 		n := min(len(rec), room-headerSize)
 		last := n == len(rec)
-		buf = appendChunk(buf, chunkType(first, last), logNum, rec[:n])
+		buf = appendChunk(buf, chunkType(first, last), logNum, synced, rec[:n])
 		rec = rec[n:]
 		if last {
 			return buf
@@ -222,13 +240,14 @@ func chunkType(first, last bool) byte {
 }
 
 // appendChunk appends one chunk (header and payload) to buf.
-func appendChunk(buf []byte, typ byte, logNum uint32, payload []byte) []byte {
+func appendChunk(buf []byte, typ byte, logNum uint32, synced uint64, payload []byte) []byte {
 	h := len(buf)
 	buf = append(buf, make([]byte, headerSize)...)
 	buf = append(buf, payload...)
 	binary.LittleEndian.PutUint16(buf[h+4:], uint16(len(payload)))
 	buf[h+6] = typ
 	binary.LittleEndian.PutUint32(buf[h+7:], logNum)
+	binary.LittleEndian.PutUint64(buf[h+11:], synced)
 	binary.LittleEndian.PutUint32(buf[h:], chunkCRC(buf[h+6:]))
 	return buf
 }

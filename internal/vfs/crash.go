@@ -9,6 +9,17 @@ import (
 
 // CrashCloneConfig says what survives in a MemFS.CrashClone. The zero value
 // keeps exactly the synced state (a strict power cut).
+//
+// The model assumes "powersafe overwrite" (as SQLite calls it): a power cut
+// may lose, tear or garble the bytes written since the last sync, but never
+// damages bytes already durable, even those that share a disk block with
+// the new ones. So a clone always holds every synced byte that the file
+// still holds unchanged: a block torn or trashed keeps its synced bytes
+// (for an appended file, the whole synced prefix), and only bytes whose
+// value differs from the synced one (or lies beyond the synced length) are
+// torn away or replaced. A byte rewritten with its synced value counts as
+// unchanged. Storage without this property (some disks and filesystems
+// tear whole sectors on a cut) is outside the model.
 type CrashCloneConfig struct {
 	// UnsyncedPct is the chance, in percent (0..100), that each unsynced
 	// change survives: each changed block of each file, a file's unsynced
@@ -17,12 +28,15 @@ type CrashCloneConfig struct {
 	// and TrashPct are 0). The default value is 0.
 	UnsyncedPct int
 	// TornPct is the chance, in percent, that a surviving unsynced block is
-	// torn: only a prefix of random length (possibly empty) of its new bytes
-	// reaches the clone. The default value is 0.
+	// torn: only a prefix of random length (possibly empty) of its changed
+	// bytes reaches the clone, counted from the block's first changed byte;
+	// the bytes before it and the synced bytes after the cut stay. The
+	// default value is 0.
 	TornPct int
 	// TrashPct is the chance, in percent, that a surviving unsynced block is
-	// replaced by random bytes of the same length. It is drawn before
-	// TornPct. The default value is 0.
+	// trashed: each of its changed bytes is replaced by a random byte, while
+	// its unchanged (synced) bytes stay. It is drawn before TornPct. The
+	// default value is 0.
 	TrashPct int
 	// BlockSize is the unit of file data that survives or not. The default
 	// value is 4096.
@@ -238,25 +252,44 @@ func (c *crashCloner) crashData(old, cur []byte) []byte {
 			continue
 		}
 		if c.roll(c.cfg.UnsyncedPct) {
-			res = writeAtGrow(res, c.damage(curBlk), lo)
+			res = writeAtGrow(res, c.damage(curBlk, oldBlk), lo)
 		}
 	}
 	return res
 }
 
-// damage applies TrashPct and TornPct to a surviving block.
-func (c *crashCloner) damage(blk []byte) []byte {
+// damage applies TrashPct and TornPct to a surviving block whose current
+// bytes are blk and synced bytes old (shorter than blk, or empty, where the
+// file has grown). Only bytes that differ from old are damaged.
+func (c *crashCloner) damage(blk, old []byte) []byte {
+	d := firstChange(blk, old)
+	if d == len(blk) {
+		return blk // the block only shrank: no byte of it changed
+	}
 	if c.roll(c.cfg.TrashPct) {
-		trash := make([]byte, len(blk))
-		for i := range trash {
-			trash[i] = byte(c.cfg.Rand.Uint32())
+		trash := bytes.Clone(blk)
+		for i := d; i < len(trash); i++ {
+			if i >= len(old) || blk[i] != old[i] {
+				trash[i] = byte(c.cfg.Rand.Uint32())
+			}
 		}
 		return trash
 	}
 	if c.roll(c.cfg.TornPct) {
-		return blk[:c.cfg.Rand.IntN(len(blk))]
+		return blk[:d+c.cfg.Rand.IntN(len(blk)-d)]
 	}
 	return blk
+}
+
+// firstChange returns the index of the first byte of blk that differs from
+// old or lies beyond it, or len(blk) if there is none.
+func firstChange(blk, old []byte) int {
+	for i, b := range blk {
+		if i >= len(old) || b != old[i] {
+			return i
+		}
+	}
+	return len(blk)
 }
 
 // writeAtGrow writes p at off in b, zero-filling any gap, and returns b.

@@ -251,6 +251,59 @@ func TestCrashTornAndTrash(t *testing.T) {
 	}
 }
 
+// TestCrashDamageKeepsSyncedBytes checks the powersafe-overwrite model:
+// torn and trashed blocks keep every synced byte still unchanged, both
+// the synced prefix of an appended file (whose last synced block is only
+// partly synced) and the unchanged bytes of a block overwritten in place.
+func TestCrashDamageKeepsSyncedBytes(t *testing.T) {
+	const bs = 256
+	m := newSyncedMem(t)
+	rng := rand.New(rand.NewPCG(testSeed(t), 6))
+	synced := bytes.Repeat([]byte{'o'}, 2*bs+100) // block 2 is partly synced
+	if err := WriteFile(m, "db/f", synced); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(m, "db"); err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite block 0 in place with 'n' at odd offsets only, and append
+	// 'n' up to 5 blocks.
+	withFile(t, m, "db/f", func(f File) error {
+		over := bytes.Clone(synced)
+		for i := 1; i < bs; i += 2 {
+			over[i] = 'n'
+		}
+		_, err := f.Write(append(over, bytes.Repeat([]byte{'n'}, 5*bs-len(synced))...))
+		return err
+	})
+	cur := mustRead(t, m, "db/f")
+	if len(cur) != 5*bs {
+		t.Fatalf("file has %d bytes, want %d", len(cur), 5*bs)
+	}
+	seen := map[string]bool{}
+	for range 200 {
+		cfg := CrashCloneConfig{UnsyncedPct: 100, TornPct: 50, TrashPct: 50, BlockSize: bs, Rand: rng}
+		got := mustRead(t, m.CrashClone(cfg), "db/f")
+		if len(got) < len(synced) || len(got) > len(cur) {
+			t.Fatalf("clone has %d bytes, synced %d, current %d", len(got), len(synced), len(cur))
+		}
+		for i := range synced {
+			if cur[i] == synced[i] && got[i] != synced[i] {
+				t.Fatalf("unchanged synced byte %d is %q in the clone", i, got[i])
+			}
+		}
+		switch tail := got[len(synced):]; {
+		case len(got) < len(cur):
+			seen["torn"] = true
+		case bytes.Count(tail, []byte{'n'}) < len(tail)-bs/2:
+			seen["trashed"] = true
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("200 clones saw %v, want torn and trashed ones", seen)
+	}
+}
+
 func TestCrashCloneDeterministic(t *testing.T) {
 	m := newSyncedMem(t)
 	for i, name := range []string{"db/a", "db/b", "db/c"} {
