@@ -19,7 +19,7 @@ import (
 const faultTxns = 40
 
 // tornPct and trashPct damage unsynced blocks in TestPowerCut.
-var tornPct, trashPct = 0, 0
+var tornPct, trashPct = 10, 5
 
 func faultWrites(s int) int { return 1 + s%5 }
 
