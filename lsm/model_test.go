@@ -2,29 +2,18 @@ package lsm
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/stratadb/strata/internal/testseed"
 	"math/rand/v2"
 	"slices"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/stratadb/strata/internal/vfs"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: time-based)")
-
-// testSeed returns the seed to use and logs it so a failure can be replayed
-// with -seed.
-func testSeed(t testing.TB) uint64 {
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -seed %d)", s, s)
-	return s
-}
+// testSeed returns the seed of a randomized test, logging it.
+func testSeed(t testing.TB) uint64 { return testseed.Seed(t) }
 
 // modelTxn mirrors an open transaction: its writes (nil = deleted) and the
 // stamp of each, which orders writes across transactions.

@@ -2,26 +2,18 @@ package memtable
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/stratadb/strata/internal/testseed"
 	"math/rand"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/stratadb/strata/internal/base"
 )
 
-var seed = flag.Int64("seed", 0, "seed of the randomized memtable tests (0 = time-based)")
-
 // newRand returns the generator of a randomized test, logging its seed.
 func newRand(t testing.TB) *rand.Rand {
-	s := *seed
-	if s == 0 {
-		s = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return rand.New(rand.NewSource(s))
+	return rand.New(rand.NewSource(int64(testseed.Seed(t))))
 }
 
 // entry is one internal key and value of the model.

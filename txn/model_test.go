@@ -2,27 +2,19 @@ package txn
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
+	"github.com/stratadb/strata/internal/testseed"
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stratadb/strata/internal/base"
 )
 
-var seed = flag.Int64("seed", 0, "seed of the randomized tests (0 = time-based)")
-
-// newRand returns a random source seeded from -seed or the clock, and logs
-// the seed so a failure can be replayed.
+// newRand returns the generator of a randomized test, logging its seed.
 func newRand(t testing.TB) *rand.Rand {
-	s := *seed
-	if s == 0 {
-		s = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return rand.New(rand.NewPCG(uint64(s), uint64(s)>>32|1))
+	s := testseed.Seed(t)
+	return rand.New(rand.NewPCG(s, s>>32|1))
 }
 
 // modelEntry is the model's visible write of a key.

@@ -4,27 +4,19 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
+	"github.com/stratadb/strata/internal/testseed"
 	"io"
 	"math/rand"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/vfs"
 )
 
-var seed = flag.Int64("seed", 0, "seed for randomized tests (0 = time-based)")
-
 // newRand returns the RNG of a randomized test and logs its seed.
 func newRand(t testing.TB) *rand.Rand {
-	s := *seed
-	if s == 0 {
-		s = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return rand.New(rand.NewSource(s))
+	return rand.New(rand.NewSource(int64(testseed.Seed(t))))
 }
 
 // memFile is an in-memory vfs.File that counts calls and can fail or block

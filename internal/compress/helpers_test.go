@@ -2,24 +2,16 @@ package compress
 
 import (
 	"encoding/binary"
-	"flag"
 	"fmt"
+	"github.com/stratadb/strata/internal/testseed"
 	"math/rand/v2"
 	"testing"
-	"time"
 )
 
-var seed = flag.Int64("seed", 0, "seed of the randomized tests (0 = time-based)")
-
-// newRand returns a random source for a randomized test and logs its seed,
-// which -seed gives back.
+// newRand returns the generator of a randomized test, logging its seed.
 func newRand(t testing.TB) *rand.Rand {
-	s := *seed
-	if s == 0 {
-		s = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return rand.New(rand.NewPCG(uint64(s), uint64(s)>>32|1))
+	s := testseed.Seed(t)
+	return rand.New(rand.NewPCG(s, s>>32|1))
 }
 
 // allCodecs lists every known codec.

@@ -2,13 +2,10 @@ package vfs
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"testing"
 )
-
-var seed = flag.Int64("seed", 0, "seed of the randomized tests (0 = time-based)")
 
 // lockChildEnv names the lock file a re-executed test binary tries to
 // lock (see TestLockOtherProcess).

@@ -4,23 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/testseed"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"syscall"
 	"testing"
-	"time"
 )
 
-// testSeed returns the -seed flag or a time-based seed, and logs it.
-func testSeed(t *testing.T) uint64 {
-	s := *seed
-	if s == 0 {
-		s = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return uint64(s)
-}
+// testSeed returns the seed of a randomized test, logging it.
+func testSeed(t *testing.T) uint64 { return testseed.Seed(t) }
 
 // dump returns every file and directory under the root of fs by path, a
 // file's value being its content and a directory's "<dir>".
