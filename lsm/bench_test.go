@@ -28,14 +28,19 @@ func benchDB(b *testing.B, o *Options) *DB {
 	return d
 }
 
-// loadDB commits n keys 0..n-1 in transactions of 1,000.
+// loadDB commits n keys 0..n-1 in transactions of 1,000, in key order.
 func loadDB(b *testing.B, d *DB, n int) {
+	loadKeys(b, d, n, func(i int) uint64 { return uint64(i) })
+}
+
+// loadKeys commits the keys keyOf(0..n-1) in transactions of 1,000.
+func loadKeys(b *testing.B, d *DB, n int, keyOf func(i int) uint64) {
 	b.Helper()
 	var kb []byte
 	for i := 0; i < n; {
 		t := d.Begin(nil)
 		for j := 0; j < 1000 && i < n; j, i = j+1, i+1 {
-			kb = benchKey(kb, uint64(i))
+			kb = benchKey(kb, keyOf(i))
 			if err := t.Set(kb, benchValue); err != nil {
 				b.Fatal(err)
 			}
@@ -253,17 +258,5 @@ func loadDBScrambled(b *testing.B, d *DB, n int) {
 		j := int(scramble(uint64(i)) % uint64(i+1))
 		perm[i], perm[j] = perm[j], perm[i]
 	}
-	var kb []byte
-	for i := 0; i < n; {
-		t := d.Begin(nil)
-		for j := 0; j < 1000 && i < n; j, i = j+1, i+1 {
-			kb = benchKey(kb, uint64(perm[i]))
-			if err := t.Set(kb, benchValue); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := t.Commit(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	loadKeys(b, d, n, func(i int) uint64 { return uint64(perm[i]) })
 }
