@@ -1,0 +1,122 @@
+package sstable
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+)
+
+// This file builds and probes the filter block (layout and hash in
+// writer.go): a Bloom filter split into 512-bit lines, a key's k bits all in
+// one line, so that a probe costs one cache miss.
+
+const (
+	bloomLineBytes = 64
+	bloomLineBits  = bloomLineBytes * 8
+	bloomMaxProbes = 30
+	hashM1         = 0x9e3779b97f4a7c15
+	hashM2         = 0xbf58476d1ce4e5b9
+)
+
+// hash64 is the filter's hash of a user key (see writer.go).
+func hash64(key []byte) uint64 {
+	h := uint64(len(key)) * hashM1
+	for len(key) >= 8 {
+		h = bits.RotateLeft64(h^(binary.LittleEndian.Uint64(key)*hashM2), 31) * hashM1
+		key = key[8:]
+	}
+	if len(key) > 0 {
+		var w uint64
+		for i, c := range key {
+			w |= uint64(c) << (8 * i)
+		}
+		h = bits.RotateLeft64(h^(w*hashM2), 31) * hashM1
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// bloomProbes returns k for bitsPerKey.
+func bloomProbes(bitsPerKey int) int {
+	return min(max(bitsPerKey*69/100, 1), bloomMaxProbes)
+}
+
+// bloomLine returns the line of hash h among n lines.
+func bloomLine(h uint64, n uint32) uint32 {
+	return uint32((uint64(uint32(h)) * uint64(n)) >> 32)
+}
+
+// bloomBuilder collects the hashes of a table's distinct user keys.
+type bloomBuilder struct {
+	hashes []uint64
+}
+
+// add records a user key; the caller skips repeats of the previous key.
+func (b *bloomBuilder) add(userKey []byte) {
+	b.hashes = append(b.hashes, hash64(userKey))
+}
+
+// finish returns the filter block for the keys added.
+func (b *bloomBuilder) finish(bitsPerKey int) []byte {
+	n := uint64(len(b.hashes))
+	lines := uint32((n*uint64(bitsPerKey) + bloomLineBits - 1) / bloomLineBits)
+	k := bloomProbes(bitsPerKey)
+	f := make([]byte, int(lines)*bloomLineBytes+1)
+	f[len(f)-1] = byte(k)
+	for _, h := range b.hashes {
+		line := f[int(bloomLine(h, lines))*bloomLineBytes:]
+		g := uint32(h >> 32)
+		for range k {
+			bit := g >> 23
+			line[bit/8] |= 1 << (bit % 8)
+			g *= 0x9e3779b9
+		}
+	}
+	return f
+}
+
+// bloomFilter is a decoded filter block.
+type bloomFilter struct {
+	lines []byte
+	n     uint32 // number of lines
+	k     int
+}
+
+// decodeFilter checks and wraps a filter block.
+func decodeFilter(b []byte) (bloomFilter, error) {
+	if len(b) == 0 || (len(b)-1)%bloomLineBytes != 0 {
+		return bloomFilter{}, fmt.Errorf("filter block of %d bytes is not whole lines and a probe count", len(b))
+	}
+	k := int(b[len(b)-1])
+	if k < 1 || k > bloomMaxProbes {
+		return bloomFilter{}, fmt.Errorf("filter block has %d probes, outside 1..%d", k, bloomMaxProbes)
+	}
+	n := (len(b) - 1) / bloomLineBytes
+	if uint64(n) > 1<<32-1 {
+		return bloomFilter{}, fmt.Errorf("filter block has %d lines", n)
+	}
+	return bloomFilter{lines: b[:len(b)-1], n: uint32(n), k: k}, nil
+}
+
+// mayContain reports whether userKey may be in the table; false is certain.
+func (f *bloomFilter) mayContain(userKey []byte) bool {
+	if f.n == 0 {
+		return false
+	}
+	h := hash64(userKey)
+	line := f.lines[int(bloomLine(h, f.n))*bloomLineBytes:]
+	line = line[:bloomLineBytes]
+	g := uint32(h >> 32)
+	for range f.k {
+		bit := g >> 23
+		if line[bit/8]&(1<<(bit%8)) == 0 {
+			return false
+		}
+		g *= 0x9e3779b9
+	}
+	return true
+}
