@@ -12,6 +12,7 @@ import (
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/testseed"
 	"github.com/stratadb/strata/internal/vfs"
+	"github.com/stratadb/strata/internal/vfs/errorfs"
 )
 
 // newRand returns the RNG of a randomized test, logging its seed.
@@ -97,11 +98,16 @@ func (w *fakeWriter) Close() error {
 	return err
 }
 
-// fakeReader reads what fakeWriter wrote.
+// fakeReader reads what fakeWriter wrote. A frame cut short, an empty
+// frame, or a checksum mismatch in the last frame is a torn tail (io.EOF);
+// a checksum mismatch before the last frame is corruption, unless the
+// reader is lenient (then every damage ends the log: only for crash tests,
+// which check that no synced record was lost).
 type fakeReader struct {
-	data []byte
-	off  int
-	err  error
+	data    []byte
+	off     int
+	err     error
+	lenient bool
 }
 
 func newFakeReader(f vfs.File, _ uint64, name string) RecordReader {
@@ -110,6 +116,12 @@ func newFakeReader(f vfs.File, _ uint64, name string) RecordReader {
 		return &fakeReader{err: fmt.Errorf("read %s: %w", name, err)}
 	}
 	return &fakeReader{data: data}
+}
+
+func newLenientReader(f vfs.File, n uint64, name string) RecordReader {
+	r := newFakeReader(f, n, name).(*fakeReader)
+	r.lenient = true
+	return r
 }
 
 // fakeRecords frames recs as fakeWriter does.
@@ -132,12 +144,12 @@ func (r *fakeReader) Next() ([]byte, error) {
 		return nil, io.EOF // clean end or torn header
 	}
 	n := int(binary.LittleEndian.Uint32(rest))
-	if n > len(rest)-8 {
-		return nil, io.EOF // torn payload
+	if n == 0 || n > len(rest)-8 {
+		return nil, io.EOF // torn or zeroed frame
 	}
 	rec := rest[8 : 8+n]
 	if crc32.Checksum(rec, fakeCRC) != binary.LittleEndian.Uint32(rest[4:]) {
-		if 8+n == len(rest) {
+		if r.lenient || 8+n == len(rest) {
 			return nil, io.EOF // damaged last record: torn tail
 		}
 		r.err = base.CorruptionErrorf("fake log: checksum mismatch at offset %d", r.off)
@@ -214,4 +226,16 @@ func newStoreDir(t testing.TB) *vfs.MemFS {
 		t.Fatal(err)
 	}
 	return fs
+}
+
+// newPCG returns a generator seeded with seed, for CrashCloneConfig.Rand.
+func newPCG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed)) }
+
+// hookFS wraps fs so that before is called before each of its operations
+// (file operations included), e.g. to take a crash clone at every step.
+func hookFS(fs vfs.FS, before func(errorfs.Op)) *errorfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		before(op)
+		return nil
+	}))
 }
