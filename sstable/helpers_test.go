@@ -29,6 +29,10 @@ func newRand(t testing.TB) *rand.Rand {
 	return rand.New(rand.NewSource(s))
 }
 
+// newRandFrom returns an RNG for a goroutine of a randomized test, seeded
+// from the test's RNG.
+func newRandFrom(s int64) *rand.Rand { return rand.New(rand.NewSource(s)) }
+
 // memFile is a vfs.File over a byte slice, for tables built and damaged in
 // memory. It is safe for concurrent ReadAt.
 type memFile struct {

@@ -49,6 +49,10 @@ func (it *Iter) load(i int) bool {
 	if it.err != nil || it.closed {
 		return false
 	}
+	if it.r.closed.Load() {
+		it.err = ErrClosed
+		return false
+	}
 	if i == it.block {
 		return true
 	}

@@ -214,12 +214,12 @@ type Writer struct {
 	index  blockWriter
 	filter bloomBuilder
 
-	lastKey  []byte // encoded last key added; nil before the first Add
-	keyBuf   []byte // encoded key being added
-	sepBuf   []byte // separator being built
+	lastKey   []byte // encoded last key added; nil before the first Add
+	keyBuf    []byte // encoded key being added
+	sepBuf    []byte // separator being built
 	handleBuf []byte // index entry value being built
-	props    Properties
-	smallest []byte // encoded smallest key
+	props     Properties
+	smallest  []byte // encoded smallest key
 
 	err    error
 	closed bool
@@ -422,6 +422,9 @@ func (w *Writer) Close() error {
 	}
 	if w.err == nil {
 		w.err = err
+	}
+	if w.err != nil {
+		w.meta = Metadata{}
 	}
 	return w.err
 }
