@@ -18,9 +18,9 @@ func TestWriterRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []base.InternalKey{
-		ikey("b", 5, base.KindSet),           // equal
-		ikey("b", 6, base.KindSet),           // newer version after older: smaller
-		ikey("a", 9, base.KindSet),           // smaller user key
+		ikey("b", 5, base.KindSet),             // equal
+		ikey("b", 6, base.KindSet),             // newer version after older: smaller
+		ikey("a", 9, base.KindSet),             // smaller user key
 		{UserKey: []byte("c"), Trailer: 0x102}, // unknown kind
 	} {
 		if err := w.Add(k, nil); err == nil {
