@@ -20,28 +20,24 @@ import (
 // A Builder is for one goroutine at a time. Once Apply has failed, the
 // Builder is spoiled: Apply and Build return that error. The base version
 // is only read, and needs no reference while the Builder runs. Applying an
-// edit costs time in the size of the base version (an index of its tables
-// is built at the first Apply).
+// edit costs time in the size of the levels it deletes from (each is
+// indexed once per Builder) and in the number of tables it adds; adding a
+// table whose number is not above every number the base holds (only a
+// move does that) indexes the whole base once.
 type Builder struct {
 	base *Version
-	// files maps the file number of every table of the version being
-	// built to its level and metadata (nil until the first Apply).
-	files map[uint64]fileAt
-	// added holds, per level, the tables added that the base does not
-	// hold at that level; deleted, the base's tables removed from it.
+	// added holds, per level, the tables of the version being built that
+	// the base does not hold at that level; deleted, the base's tables
+	// removed from it.
 	added   [NumLevels]map[uint64]*FileMetadata
 	deleted [NumLevels]map[uint64]bool
+	// baseIdx indexes the base's levels by file number, built on demand.
+	baseIdx [NumLevels]map[uint64]*FileMetadata
 	// removed holds every table deleted so far, so that a table moved to
 	// another level keeps its *FileMetadata.
 	removed map[uint64]*FileMetadata
 	ns      *namespaces // nil until a namespace changes
 	err     error
-}
-
-// fileAt is a table and its level.
-type fileAt struct {
-	level int
-	meta  *FileMetadata
 }
 
 // NewBuilder returns a Builder whose edits apply to base; a nil base is the
@@ -75,7 +71,6 @@ func (b *Builder) apply(e *VersionEdit) error {
 	if err := e.validate(); err != nil {
 		return err
 	}
-	b.index()
 	for _, d := range e.DeletedFiles {
 		if err := b.delete(d); err != nil {
 			return err
@@ -89,49 +84,67 @@ func (b *Builder) apply(e *VersionEdit) error {
 	return b.applyNamespaces(e)
 }
 
-// index builds the file index of the base version, once.
-func (b *Builder) index() {
-	if b.files != nil {
-		return
+// inBase returns the table numbered num that the base holds at level and
+// the Builder has not deleted, or nil.
+func (b *Builder) inBase(level int, num uint64) *FileMetadata {
+	if b.deleted[level][num] || len(b.base.levels[level]) == 0 {
+		return nil
 	}
-	b.files = make(map[uint64]fileAt)
-	b.removed = make(map[uint64]*FileMetadata)
-	for level, files := range b.base.levels {
-		for _, f := range files {
-			b.files[f.FileNum] = fileAt{level, f}
+	if b.baseIdx[level] == nil {
+		idx := make(map[uint64]*FileMetadata, len(b.base.levels[level]))
+		for _, f := range b.base.levels[level] {
+			idx[f.FileNum] = f
+		}
+		b.baseIdx[level] = idx
+	}
+	return b.baseIdx[level][num]
+}
+
+// find returns the level of table num in the version being built, or -1.
+func (b *Builder) find(num uint64) int {
+	for level := range NumLevels {
+		if _, ok := b.added[level][num]; ok {
+			return level
 		}
 	}
+	if _, ok := b.removed[num]; ok || num > b.base.maxFileNum {
+		return -1 // deleted (the base held it at one level only), or new
+	}
+	for level := range NumLevels {
+		if b.inBase(level, num) != nil {
+			return level
+		}
+	}
+	return -1
 }
 
 // delete removes a table from the version.
 func (b *Builder) delete(d DeletedFile) error {
-	at, ok := b.files[d.FileNum]
-	if !ok || at.level != d.Level {
+	m, ok := b.added[d.Level][d.FileNum]
+	if ok {
+		delete(b.added[d.Level], d.FileNum)
+	} else if m = b.inBase(d.Level, d.FileNum); m != nil {
+		setAdd(&b.deleted[d.Level], d.FileNum, true)
+	} else {
 		return fmt.Errorf("deleted table %06d is not in L%d", d.FileNum, d.Level)
 	}
-	delete(b.files, d.FileNum)
-	b.removed[d.FileNum] = at.meta
-	if _, ok := b.added[d.Level][d.FileNum]; ok {
-		delete(b.added[d.Level], d.FileNum)
-		return nil
-	}
-	setAdd(&b.deleted[d.Level], d.FileNum, true)
+	setAdd(&b.removed, d.FileNum, m)
 	return nil
 }
 
 // add adds a table to the version.
 func (b *Builder) add(f NewFile) error {
 	m := f.Meta
-	if at, ok := b.files[m.FileNum]; ok {
-		return fmt.Errorf("added table %06d is already in L%d", m.FileNum, at.level)
+	if level := b.find(m.FileNum); level >= 0 {
+		return fmt.Errorf("added table %06d is already in L%d", m.FileNum, level)
 	}
 	if old, ok := b.removed[m.FileNum]; ok {
 		if !old.sameTable(m) {
 			return fmt.Errorf("table %06d added back with other metadata: %s, was %s", m.FileNum, m, old)
 		}
 		m = old
+		delete(b.removed, m.FileNum) // removed holds only tables not in the version
 	}
-	b.files[m.FileNum] = fileAt{f.Level, m}
 	if b.deleted[f.Level][m.FileNum] {
 		delete(b.deleted[f.Level], m.FileNum) // back where the base has it
 		return nil
@@ -195,7 +208,7 @@ func (b *Builder) Build() (*Version, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	v := &Version{ns: b.base.ns}
+	v := &Version{ns: b.base.ns, maxFileNum: b.base.maxFileNum}
 	if b.ns != nil {
 		v.ns = b.ns
 		b.ns = b.ns.clone() // v's copy is frozen; later edits change this one
@@ -208,6 +221,9 @@ func (b *Builder) Build() (*Version, error) {
 		v.levels[level] = files
 		for _, f := range files {
 			v.sizes[level] += f.Size
+		}
+		for num := range b.added[level] {
+			v.maxFileNum = max(v.maxFileNum, num)
 		}
 	}
 	v.refs.Store(1)

@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stratadb/strata/internal/base"
@@ -28,23 +30,32 @@ func TestBuilderRejects(t *testing.T) {
 	})
 	bad := meta(9, "z", "a", 1, 1) // smallest above largest
 	cases := map[string][]*VersionEdit{
-		"delete missing":       {{DeletedFiles: []DeletedFile{{0, 42}}}},
-		"delete wrong level":   {{DeletedFiles: []DeletedFile{{2, 2}}}},
-		"delete twice":         {{DeletedFiles: []DeletedFile{{1, 2}, {1, 2}}}},
-		"delete then again":    {{DeletedFiles: []DeletedFile{{1, 2}}}, {DeletedFiles: []DeletedFile{{1, 2}}}},
-		"add existing":         {{NewFiles: []NewFile{{3, meta(1, "x", "y", 1, 1)}}}},
-		"add twice":            {{NewFiles: []NewFile{{0, meta(8, "a", "b", 1, 1)}, {0, meta(8, "a", "b", 1, 1)}}}},
-		"add overlapping L1":   {{NewFiles: []NewFile{{1, meta(8, "e", "g", 1, 1)}}}},
-		"add touching L1":      {{NewFiles: []NewFile{{1, meta(8, "f", "g", 1, 1)}}}},
-		"add overlapping L2":   {{NewFiles: []NewFile{{2, meta(8, "a", "c", 1, 1)}, {2, meta(9, "b", "d", 1, 1)}}}},
-		"add inverted range":   {{NewFiles: []NewFile{{0, bad}}}},
-		"add file 0":           {{NewFiles: []NewFile{{0, meta(0, "a", "b", 1, 1)}}}},
-		"add nil meta":         {{NewFiles: []NewFile{{0, nil}}}},
-		"add level 7":          {{NewFiles: []NewFile{{7, meta(8, "a", "b", 1, 1)}}}},
-		"delete level -1":      {{DeletedFiles: []DeletedFile{{-1, 1}}}},
-		"seq range inverted":   {{NewFiles: []NewFile{{0, meta(8, "a", "b", 5, 4)}}}},
-		"bad kind":             {{NewFiles: []NewFile{{0, &FileMetadata{FileNum: 8, Smallest: base.InternalKey{Trailer: 7}, Largest: base.InternalKey{Trailer: 7}}}}}},
-		"unsorted namespaces":  {{NewFiles: []NewFile{{0, &FileMetadata{FileNum: 8, Namespaces: []base.NamespaceID{3, 3}}}}}},
+		"delete missing":      {{DeletedFiles: []DeletedFile{{0, 42}}}},
+		"delete wrong level":  {{DeletedFiles: []DeletedFile{{2, 2}}}},
+		"delete twice":        {{DeletedFiles: []DeletedFile{{1, 2}, {1, 2}}}},
+		"delete then again":   {{DeletedFiles: []DeletedFile{{1, 2}}}, {DeletedFiles: []DeletedFile{{1, 2}}}},
+		"add existing":        {{NewFiles: []NewFile{{3, meta(1, "x", "y", 1, 1)}}}},
+		"add twice":           {{NewFiles: []NewFile{{0, meta(8, "a", "b", 1, 1)}, {0, meta(8, "a", "b", 1, 1)}}}},
+		"add overlapping L1":  {{NewFiles: []NewFile{{1, meta(8, "e", "g", 1, 1)}}}},
+		"add touching L1":     {{NewFiles: []NewFile{{1, meta(8, "f", "g", 1, 1)}}}},
+		"add overlapping L2":  {{NewFiles: []NewFile{{2, meta(8, "a", "c", 1, 1)}, {2, meta(9, "b", "d", 1, 1)}}}},
+		"add inverted range":  {{NewFiles: []NewFile{{0, bad}}}},
+		"add file 0":          {{NewFiles: []NewFile{{0, meta(0, "a", "b", 1, 1)}}}},
+		"add nil meta":        {{NewFiles: []NewFile{{0, nil}}}},
+		"add level 7":         {{NewFiles: []NewFile{{7, meta(8, "a", "b", 1, 1)}}}},
+		"delete level -1":     {{DeletedFiles: []DeletedFile{{-1, 1}}}},
+		"seq range inverted":  {{NewFiles: []NewFile{{0, meta(8, "a", "b", 5, 4)}}}},
+		"bad kind":            {{NewFiles: []NewFile{{0, &FileMetadata{FileNum: 8, Smallest: base.InternalKey{Trailer: 7}, Largest: base.InternalKey{Trailer: 7}}}}}},
+		"unsorted namespaces": {{NewFiles: []NewFile{{0, &FileMetadata{FileNum: 8, Namespaces: []base.NamespaceID{3, 3}}}}}},
+		"back then again": {
+			{DeletedFiles: []DeletedFile{{1, 2}}},
+			{NewFiles: []NewFile{{1, meta(2, "a", "f", 1, 1)}}},
+			{NewFiles: []NewFile{{3, meta(2, "a", "f", 1, 1)}}},
+		},
+		"moved then again": {
+			{DeletedFiles: []DeletedFile{{1, 2}}, NewFiles: []NewFile{{4, meta(2, "a", "f", 1, 1)}}},
+			{NewFiles: []NewFile{{5, meta(2, "a", "f", 1, 1)}}},
+		},
 		"move other metadata":  {{DeletedFiles: []DeletedFile{{1, 2}}, NewFiles: []NewFile{{2, meta(2, "a", "g", 1, 1)}}}},
 		"create reserved id":   {{CreatedNamespaces: []Namespace{{1, "default"}}}},
 		"create old id":        {{CreatedNamespaces: []Namespace{{3, "again"}}}},
@@ -265,4 +276,119 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%v) = %v, want corruption", s, err)
 		}
 	}
+}
+
+// TestBuilderModel applies random sequences of edits, valid or not, over
+// a few file numbers and levels, to a Builder and to a naive model (a map
+// from file number to level and metadata), and checks that both accept
+// the same sequences and hold the same tables, the base's *FileMetadata
+// kept for tables it held.
+func TestBuilderModel(t *testing.T) {
+	rng := newRand(t)
+	// Table n spans keys [10n, 10n+9]; variant metadata has another size.
+	metaOf := func(num uint64, variant bool) *FileMetadata {
+		m := meta(num, key(int(10*num)), key(int(10*num+9)), 1, 1)
+		if variant {
+			m.Size++
+		}
+		return m
+	}
+	type at struct {
+		level int
+		meta  *FileMetadata
+	}
+	cur := mustBuild(t, nil)
+	accepted := 0
+	for round := range 5000 {
+		model := map[uint64]at{}
+		for level := range NumLevels {
+			for _, f := range cur.Files(level) {
+				model[f.FileNum] = at{level, f}
+			}
+		}
+		removed := map[uint64]*FileMetadata{}
+		b := NewBuilder(cur)
+		ok := true
+		var edits []*VersionEdit
+		for range 1 + rng.IntN(3) {
+			e := &VersionEdit{}
+			for range rng.IntN(3) {
+				d := DeletedFile{rng.IntN(3), 1 + rng.Uint64N(8)}
+				if a, found := model[d.FileNum]; found && rng.IntN(4) > 0 {
+					d.Level = a.level // mostly valid deletions
+				}
+				e.DeletedFiles = append(e.DeletedFiles, d)
+			}
+			for range rng.IntN(3) {
+				e.NewFiles = append(e.NewFiles, NewFile{rng.IntN(3), metaOf(1+rng.Uint64N(8), rng.IntN(8) == 0)})
+			}
+			edits = append(edits, e)
+			for _, d := range e.DeletedFiles {
+				if a, found := model[d.FileNum]; ok && found && a.level == d.Level {
+					delete(model, d.FileNum)
+					removed[d.FileNum] = a.meta
+				} else {
+					ok = false
+				}
+			}
+			for _, f := range e.NewFiles {
+				m := f.Meta
+				if _, found := model[m.FileNum]; found {
+					ok = false
+				} else if old, was := removed[m.FileNum]; was {
+					if old.Size != m.Size {
+						ok = false
+					}
+					m = old
+				}
+				model[m.FileNum] = at{f.Level, m}
+			}
+			if err := b.Apply(e); (err == nil) != ok {
+				t.Fatalf("round %d: Apply = %v, model ok %v; edits %s\nbase:\n%s", round, err, ok, fmtEdits(edits), cur)
+			}
+			if !ok {
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		// Tables in L1 and L2 overlap when they share a level (fixed ranges).
+		nv, err := b.Build()
+		if err != nil {
+			t.Fatalf("round %d: Build: %v", round, err)
+		}
+		got := map[uint64]at{}
+		for level := range NumLevels {
+			for _, f := range nv.Files(level) {
+				got[f.FileNum] = at{level, f}
+			}
+		}
+		if len(got) != len(model) {
+			t.Fatalf("round %d: version holds %d tables, model %d; edits %s\n%s", round, len(got), len(model), fmtEdits(edits), nv)
+		}
+		for num, a := range model {
+			if g, found := got[num]; !found || g.level != a.level || g.meta != a.meta {
+				t.Fatalf("round %d: table %d: version %v, model %v; edits %s", round, num, g, a, fmtEdits(edits))
+			}
+		}
+		accepted++
+		cur.Unref()
+		cur = nv
+	}
+	t.Logf("%d of 5000 rounds built a version", accepted)
+	if accepted < 400 {
+		t.Fatalf("only %d of 5000 rounds built a version", accepted)
+	}
+}
+
+func fmtEdits(edits []*VersionEdit) string {
+	var sb strings.Builder
+	for _, e := range edits {
+		fmt.Fprintf(&sb, "\n  del %v add", e.DeletedFiles)
+		for _, f := range e.NewFiles {
+			fmt.Fprintf(&sb, " L%d:%d(size %d)", f.Level, f.Meta.FileNum, f.Meta.Size)
+		}
+	}
+	return sb.String()
 }

@@ -40,13 +40,13 @@ func TestParseCurrent(t *testing.T) {
 		t.Fatalf("ParseCurrent = %d, %v", n, err)
 	}
 	for _, bad := range []string{
-		"",                                  // empty (a crash before the data reached the disk)
-		"MANIFEST-000042",                   // no newline: google/leveldb#75
-		"MANIFEST-000042\n\n",               // trailing bytes
-		"MANIFEST-000042\r\n",               // CRLF
-		"\n",                                // only the newline
-		"MANIFEST-000000\n",                 // manifest 0
-		"MANIFEST-42\n",                     // not canonical
+		"",                                   // empty (a crash before the data reached the disk)
+		"MANIFEST-000042",                    // no newline: google/leveldb#75
+		"MANIFEST-000042\n\n",                // trailing bytes
+		"MANIFEST-000042\r\n",                // CRLF
+		"\n",                                 // only the newline
+		"MANIFEST-000000\n",                  // manifest 0
+		"MANIFEST-42\n",                      // not canonical
 		"\x00\x00\x00\x00\x00\x00\x00\x00\n", // zeroed block
 		"MANIFEST-000042\nMANIFEST-000043\n",
 		strings.Repeat("MANIFEST-000042\n", 100),

@@ -42,6 +42,8 @@ type Version struct {
 	sizes  [NumLevels]uint64
 	ns     *namespaces // nil: no namespace created or dropped
 	refs   atomic.Int32
+	// maxFileNum is at least the largest file number of any table.
+	maxFileNum uint64
 }
 
 // namespaces is the namespace state of a version. It is immutable once a
