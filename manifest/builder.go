@@ -21,9 +21,10 @@ import (
 // Builder is spoiled: Apply and Build return that error. The base version
 // is only read, and needs no reference while the Builder runs. Applying an
 // edit costs time in the size of the levels it deletes from (each is
-// indexed once per Builder) and in the number of tables it adds; adding a
-// table whose number is not above every number the base holds (only a
-// move does that) indexes the whole base once.
+// indexed once per Builder) and in the number of tables it adds. Adding a
+// table whose number is neither above every number of the base nor deleted
+// before by the Builder indexes the whole base once; the engine never does
+// that (new tables take new numbers, and a move deletes first).
 type Builder struct {
 	base *Version
 	// added holds, per level, the tables of the version being built that
@@ -33,8 +34,8 @@ type Builder struct {
 	deleted [NumLevels]map[uint64]bool
 	// baseIdx indexes the base's levels by file number, built on demand.
 	baseIdx [NumLevels]map[uint64]*FileMetadata
-	// removed holds every table deleted so far, so that a table moved to
-	// another level keeps its *FileMetadata.
+	// removed holds the tables deleted and not added back, so that a
+	// table moved to another level keeps its *FileMetadata.
 	removed map[uint64]*FileMetadata
 	ns      *namespaces // nil until a namespace changes
 	err     error

@@ -92,7 +92,8 @@ func replayOne(b *Builder, s *State, rec []byte) error {
 func Create(fs vfs.FS, dirname string, fileNum uint64, newRW NewRecordWriter, v *Version, s State) (*Writer, error) {
 	name := fs.PathJoin(dirname, FileName(fileNum))
 	if fileNum == 0 || fileNum >= s.NextFileNumber {
-		return nil, fmt.Errorf("manifest: create %s: file number not in 1..%d", name, s.NextFileNumber-1)
+		return nil, fmt.Errorf("manifest: create %s: file number %d is 0 or not below the next file number %d",
+			name, fileNum, s.NextFileNumber)
 	}
 	if err := Validate(v, s); err != nil {
 		return nil, fmt.Errorf("manifest: create %s: %w", name, err)

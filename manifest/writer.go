@@ -27,6 +27,10 @@ var (
 	ErrClosed = errors.New("manifest: writer is closed")
 )
 
+// maxRetainedBuf is the largest encoding buffer a Writer keeps between
+// appends; a larger one (a snapshot of a big version) is dropped.
+const maxRetainedBuf = 64 << 10
+
 // Writer appends version edits to one manifest file, each as one record,
 // synced before Append returns.
 //
@@ -61,7 +65,8 @@ func (w *Writer) FileNum() uint64 { return w.fileNum }
 // range, a nil Meta, a reserved namespace id: what Decode could not return)
 // is refused with an error, without I/O and without poisoning the Writer. A failed append or sync poisons it: the
 // edit may or may not be durable. It does not allocate once its buffer has
-// grown to the size of the largest edit.
+// grown to the size of the largest edit (up to 64 KiB; a larger buffer is
+// not kept).
 func (w *Writer) Append(e *VersionEdit) error {
 	switch {
 	case w.closed:
@@ -84,6 +89,9 @@ func (w *Writer) Append(e *VersionEdit) error {
 	w.size = end
 	if w.snapshotSize == 0 {
 		w.snapshotSize = end
+	}
+	if cap(w.buf) > maxRetainedBuf {
+		w.buf = nil // a snapshot's buffer: let the GC have it
 	}
 	return nil
 }
