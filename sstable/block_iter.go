@@ -240,3 +240,45 @@ func (i *blockIter) loadCached() bool {
 	i.offset, i.next, i.valid = e.offset, e.next, true
 	return true
 }
+
+// blockGet finds the first entry >= target in a checked block, for Get: the
+// same search as SeekGE, without an iterator, so that the key being rebuilt
+// lives on the stack. It returns the entry's value and kind when its user
+// key is target's (match), and next when every entry is below target (the
+// answer, if any, starts the next block).
+func blockGet(b []byte, target base.InternalKey) (val []byte, kind base.Kind, match, next bool, err error) {
+	it := blockIter{data: b}
+	if it.layout, err = layoutOf(b); err != nil || it.layout.numRestarts == 0 {
+		return nil, 0, false, err == nil, err
+	}
+	r := it.searchRestarts(target)
+	if r < 0 {
+		return nil, 0, false, false, it.err
+	}
+	off := 0
+	if r > 0 {
+		off = restart(b, it.layout, r-1)
+	}
+	var buf [128]byte
+	key := buf[:0]
+	for off < it.layout.end {
+		h, ok := decodeEntry(b, off, it.layout.end)
+		if !ok || h.shared > len(key) {
+			return nil, 0, false, false, fmt.Errorf("bad entry at %d", off)
+		}
+		key = append(key[:h.shared], b[h.p:h.p+h.unshared]...)
+		k, ok := decodeKey(key)
+		if !ok {
+			return nil, 0, false, false, fmt.Errorf("bad key at %d", off)
+		}
+		if base.CompareInternal(k, target) >= 0 {
+			if string(k.UserKey) != string(target.UserKey) {
+				return nil, 0, false, false, nil
+			}
+			v := h.p + h.unshared
+			return b[v : v+h.valueLen : v+h.valueLen], k.Kind(), true, false, nil
+		}
+		off = h.next()
+	}
+	return nil, 0, false, true, nil
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"sync"
 )
 
 // This file builds and probes the filter block (layout and hash in
@@ -50,24 +51,39 @@ func bloomLine(h uint64, n uint32) uint32 {
 	return uint32((uint64(uint32(h)) * uint64(n)) >> 32)
 }
 
-// bloomBuilder collects the hashes of a table's distinct user keys.
+// bloomChunkLen is the number of hashes in one chunk of a bloomBuilder.
+const bloomChunkLen = 8192
+
+// bloomChunks recycles the hash chunks of finished builders, so that a
+// process writing table after table allocates none in steady state.
+var bloomChunks = sync.Pool{New: func() any { return new([bloomChunkLen]uint64) }}
+
+// bloomBuilder collects the hashes of a table's distinct user keys in
+// fixed-size chunks: adding never copies what was collected.
 type bloomBuilder struct {
-	hashes []uint64
+	chunks []*[bloomChunkLen]uint64
+	n      int // hashes collected
 }
 
 // add records a user key; the caller skips repeats of the previous key.
 func (b *bloomBuilder) add(userKey []byte) {
-	b.hashes = append(b.hashes, hash64(userKey))
+	i := b.n % bloomChunkLen
+	if i == 0 {
+		b.chunks = append(b.chunks, bloomChunks.Get().(*[bloomChunkLen]uint64))
+	}
+	b.chunks[len(b.chunks)-1][i] = hash64(userKey)
+	b.n++
 }
 
-// finish returns the filter block for the keys added.
+// finish returns the filter block for the keys added, and recycles the
+// builder's chunks.
 func (b *bloomBuilder) finish(bitsPerKey int) []byte {
-	n := uint64(len(b.hashes))
-	lines := uint32((n*uint64(bitsPerKey) + bloomLineBits - 1) / bloomLineBits)
+	lines := uint32((uint64(b.n)*uint64(bitsPerKey) + bloomLineBits - 1) / bloomLineBits)
 	k := bloomProbes(bitsPerKey)
 	f := make([]byte, int(lines)*bloomLineBytes+1)
 	f[len(f)-1] = byte(k)
-	for _, h := range b.hashes {
+	for i := range b.n {
+		h := b.chunks[i/bloomChunkLen][i%bloomChunkLen]
 		line := f[int(bloomLine(h, lines))*bloomLineBytes:]
 		g := uint32(h >> 32)
 		for range k {
@@ -76,7 +92,17 @@ func (b *bloomBuilder) finish(bitsPerKey int) []byte {
 			g *= 0x9e3779b9
 		}
 	}
+	b.release()
 	return f
+}
+
+// release returns the chunks to the pool; the builder is empty afterwards.
+func (b *bloomBuilder) release() {
+	for i, c := range b.chunks {
+		bloomChunks.Put(c)
+		b.chunks[i] = nil
+	}
+	b.chunks, b.n = b.chunks[:0], 0
 }
 
 // bloomFilter is a decoded filter block.

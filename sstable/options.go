@@ -35,6 +35,7 @@ func (c Compression) codec() compress.Codec {
 	return compress.Snappy
 }
 
+// String returns "default", the codec's name, or "Compression(N)".
 func (c Compression) String() string {
 	switch c {
 	case DefaultCompression:

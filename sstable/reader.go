@@ -340,16 +340,12 @@ func (r *Reader) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, 
 		if err != nil {
 			return nil, 0, false, err
 		}
-		var bi blockIter
-		bi.init(b)
-		if bi.SeekGE(target) {
-			if !bytes.Equal(bi.ikey.UserKey, userKey) {
-				return nil, 0, false, nil
-			}
-			return bi.val, bi.ikey.Kind(), true, nil
+		v, kind, match, next, err := blockGet(b, target)
+		if err != nil {
+			return nil, 0, false, r.blockErr("data", r.index[i].h.offset, err)
 		}
-		if bi.err != nil {
-			return nil, 0, false, r.blockErr("data", r.index[i].h.offset, bi.err)
+		if !next {
+			return v, kind, match, nil
 		}
 	}
 	return nil, 0, false, nil

@@ -347,3 +347,25 @@ func TestHugeCompressionFallsBack(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestNamespaces checks the namespace ids recorded in the properties, for
+// one-, two- and four-byte prefixes and keys with no valid prefix.
+func TestNamespaces(t *testing.T) {
+	ids := []base.NamespaceID{0, 1, 127, 128, 300, 1 << 14, 1<<20 + 7, base.MaxNamespaceID}
+	var kvs []kv
+	for _, id := range ids {
+		for j := range 3 {
+			uk := base.AppendNamespace(nil, id)
+			uk = append(uk, byte('a'+j))
+			kvs = append(kvs, kv{base.InternalKey{UserKey: uk, Trailer: base.MakeTrailer(uint64(j), base.KindSet)}, []byte("v")})
+		}
+	}
+	kvs = append(kvs, kv{ikey("\xff\xff", 1, base.KindSet), nil}) // no valid prefix
+	sortKVs(kvs)
+	r := mustOpen(t, buildTable(t, 1, kvs, WriterOptions{BlockSize: 64}), 1, ReaderOptions{})
+	defer r.Close()
+	if got := r.Properties().Namespaces; !slices.Equal(got, ids) {
+		t.Fatalf("namespaces %v, want %v", got, ids)
+	}
+	checkProperties(t, r.Properties(), kvs)
+}

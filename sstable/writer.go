@@ -65,8 +65,9 @@
 //
 // Data block: one entry per key added, the value being the key's value (empty
 // for a deletion). A data block has at least one entry. A writer closes a
-// block once its raw size reaches WriterOptions.BlockSize, so a block holds
-// one entry larger than that.
+// block before the entry that finds its raw size at or above
+// WriterOptions.BlockSize, so a block exceeds that size by at most one entry
+// (a value larger than a block makes a block of its own).
 //
 // Index block: one entry per data block, in order, each a restart (shared 0).
 // The key is a separator S_i with last(i) <= S_i < first(i+1), where last(i)
@@ -417,6 +418,7 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	err := w.finish()
+	w.filter.release()
 	if cerr := w.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("sstable: closing table %d: %w", w.fileNum, cerr)
 	}
