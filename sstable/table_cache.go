@@ -148,7 +148,9 @@ func (c *TableCache) unref(n *tableNode) {
 }
 
 // Evict drops table fileNum from the cache (call it when the file is
-// deleted); its Reader closes once its users release it.
+// deleted); its Reader closes once its users release it. The table's blocks
+// stay in the block cache until newer blocks push them out: a store never
+// reuses a file number, so nothing reads them again.
 func (c *TableCache) Evict(fileNum uint64) {
 	c.mu.Lock()
 	n := c.mu.tables[fileNum]

@@ -188,9 +188,10 @@ const (
 // user key, so (userKey, maxTrailer) is the smallest internal key of userKey.
 var maxTrailer = base.MakeTrailer(base.MaxSeqNum, base.KindMax)
 
-// MaxEntrySize bounds len(key.UserKey)+len(value) of one entry, so that a
-// block stays below compress.MaxLen.
-const MaxEntrySize = 256 << 20
+// MaxEntrySize bounds len(key.UserKey)+len(value) of one entry (above the
+// engine's largest key plus largest value), so that a block stays below
+// compress.MaxLen.
+const MaxEntrySize = 512 << 20
 
 // writeBufferSize is how much the Writer buffers before writing to the file.
 const writeBufferSize = 256 << 10
@@ -222,16 +223,17 @@ type Writer struct {
 	props     Properties
 	smallest  []byte // encoded smallest key
 
-	err    error
-	closed bool
-	meta   Metadata
+	err          error
+	closed       bool
+	meta         Metadata
+	maxEntrySize int // MaxEntrySize; tests lower it
 }
 
 // NewWriter returns a Writer that writes the table of file number fileNum to
 // f, which must be empty. The Writer owns f from then on and closes it in
 // Close. Invalid options make every Add and Close fail.
 func NewWriter(f vfs.File, fileNum uint64, o WriterOptions) *Writer {
-	w := &Writer{f: f, fileNum: fileNum}
+	w := &Writer{f: f, fileNum: fileNum, maxEntrySize: MaxEntrySize}
 	w.opts, w.err = o.withDefaults()
 	w.codec = w.opts.Compression.codec()
 	w.data.init(w.opts.BlockRestartInterval)
@@ -275,7 +277,7 @@ func (w *Writer) check(key base.InternalKey, value []byte) error {
 	if key.Kind() > base.KindMax {
 		return fmt.Errorf("sstable: add %s: unknown kind", key)
 	}
-	if len(key.UserKey)+len(value) > MaxEntrySize {
+	if len(key.UserKey)+len(value) > w.maxEntrySize {
 		return fmt.Errorf("sstable: add %q: entry of %d bytes is larger than MaxEntrySize", key.UserKey, len(key.UserKey)+len(value))
 	}
 	if w.lastKey != nil && base.CompareInternal(lastInternalKey(w.lastKey), key) >= 0 {
@@ -362,16 +364,16 @@ func (w *Writer) writeBlock(raw []byte, codec compress.Codec) (blockHandle, erro
 	}
 	start := len(w.out)
 	used := compress.None
-	for _, c := range [...]compress.Codec{codec, compress.Snappy} {
-		if c == compress.None {
-			break
+	if codec != compress.None {
+		ok, dense := w.appendCompressed(codec, raw)
+		if ok {
+			used = codec
+		} else if dense && codec != compress.Snappy {
+			// Compressed beyond the decode ratio, which Snappy never is.
+			if ok, _ := w.appendCompressed(compress.Snappy, raw); ok {
+				used = compress.Snappy
+			}
 		}
-		out, err := compress.Encode(c, w.out, raw)
-		if n := len(out) - start; err == nil && n <= len(raw)-len(raw)/8 && len(raw) <= maxDecodeRatio*n {
-			w.out, used = out, c
-			break
-		}
-		w.out = out[:start]
 	}
 	if used == compress.None {
 		w.out = append(w.out, raw...)
@@ -385,6 +387,25 @@ func (w *Writer) writeBlock(raw []byte, codec compress.Codec) (blockHandle, erro
 		return h, w.flushOut()
 	}
 	return h, nil
+}
+
+// appendCompressed appends raw compressed with codec to the output if that
+// saves at least 1/8 and decodes to at most maxDecodeRatio times the
+// compressed size. Otherwise it appends nothing and reports whether the
+// ratio was the reason (dense).
+func (w *Writer) appendCompressed(codec compress.Codec, raw []byte) (ok, dense bool) {
+	start := len(w.out)
+	out, err := compress.Encode(codec, w.out, raw)
+	n := len(out) - start
+	w.out = out[:start]
+	switch {
+	case err != nil || n > len(raw)-len(raw)/8:
+		return false, false
+	case len(raw) > maxDecodeRatio*n:
+		return false, true
+	}
+	w.out = out
+	return true, false
 }
 
 // flushOut writes the buffered output to the file.

@@ -27,9 +27,11 @@ func TestWriterRejects(t *testing.T) {
 			t.Errorf("Add(%s) after b#5 succeeded", k)
 		}
 	}
-	if err := w.Add(ikey("c", 1, base.KindSet), make([]byte, MaxEntrySize)); err == nil {
+	w.maxEntrySize = 100
+	if err := w.Add(ikey("c", 1, base.KindSet), make([]byte, 100)); err == nil {
 		t.Error("Add of an entry larger than MaxEntrySize succeeded")
 	}
+	w.maxEntrySize = MaxEntrySize
 	if err := w.Add(ikey("b", 4, base.KindDelete), nil); err != nil {
 		t.Fatal(err)
 	}
