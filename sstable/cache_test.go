@@ -78,6 +78,10 @@ func TestCacheConcurrent(t *testing.T) {
 	rng := newRand(t)
 	c := NewCache(16 << 20)
 	t.Logf("%d shards", len(c.shards))
+	ops := 20000
+	if raceEnabled {
+		ops = 5000
+	}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		s := rng.Int63()
@@ -85,7 +89,7 @@ func TestCacheConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := newRandFrom(s)
-			for range 20000 {
+			for range ops {
 				k := cacheKey{id: uint64(g % 2), fileNum: uint64(r.Intn(50)), offset: uint64(r.Intn(100))}
 				if b, ok := c.get(k); ok {
 					if !bytes.Equal(b[:24], block(k, 0)) {

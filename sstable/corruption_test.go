@@ -81,12 +81,12 @@ func checkDamaged(t *testing.T, data []byte, fileNum uint64, kvs []kv) (detected
 // and the footer; compressed or not, with a filter) in two ways and checks
 // that the damage is always reported as ErrCorruption and never returned as
 // data. Every byte of a table is covered by a checksum or the magic, so no
-// flip may go unnoticed. Under -race it flips one byte in 5.
+// flip may go unnoticed. Under -race it flips one byte in 8.
 func TestCorruptionEveryByte(t *testing.T) {
 	kvs := smallKVs(120, 'a')
 	stride := 1
 	if raceEnabled {
-		stride = 5
+		stride = 8
 	}
 	for _, c := range []Compression{NoCompression, SnappyCompression} {
 		data := buildTable(t, 5, kvs, WriterOptions{BlockSize: 256, Compression: c})

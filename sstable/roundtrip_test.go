@@ -48,12 +48,16 @@ var codecs = map[string]Compression{"none": NoCompression, "snappy": SnappyCompr
 // and without a filter, and reads them back every way.
 func TestRoundTrip(t *testing.T) {
 	rng := newRand(t)
+	n := 1500
+	if raceEnabled {
+		n = 400
+	}
 	for name, c := range codecs {
 		for _, bs := range []int{64, 4096, 64 << 10} {
 			for _, bits := range []int{-1, 10} {
 				o := WriterOptions{BlockSize: bs, Compression: c, FilterBitsPerKey: bits}
 				t.Run(fmt.Sprintf("%s/block=%d/bits=%d", name, bs, bits), func(t *testing.T) {
-					kvs := randomKVs(rng, 1500, 6, 24, 300)
+					kvs := randomKVs(rng, n, 6, 24, 300)
 					kvs[rng.Intn(len(kvs))].val = bytes.Repeat([]byte("big"), 3*bs) // larger than a block
 					checkTable(t, rng, kvs, o)
 				})
