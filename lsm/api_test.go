@@ -349,3 +349,35 @@ func TestMetricsAndAll(t *testing.T) {
 		t.Fatalf("All yielded %d keys", n)
 	}
 }
+
+// TestLargeCommitDoesNotStormRotations checks that a commit larger than
+// the memtable, while in flight, does not make every concurrent small
+// commit rotate the memtable and WAL.
+func TestLargeCommitDoesNotStormRotations(t *testing.T) {
+	d := openTest(t, t.TempDir(), &Options{MemTableSize: 1 << 20, NoSync: true})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				if err := d.Set([]byte(fmt.Sprintf("small/%d/%d", w, i)), make([]byte, 500)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	big := d.Begin(nil)
+	for i := 0; i < 30000; i++ {
+		big.Set([]byte(fmt.Sprintf("big/%06d", i)), make([]byte, 100))
+	}
+	if err := big.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	// 160 KB of small commits and one ~7 MB commit need a few memtables,
+	// not one per small commit.
+	if m := d.Metrics(); m.Rotations > 6 {
+		t.Fatalf("%d rotations:\n%s", m.Rotations, m)
+	}
+}

@@ -1,6 +1,9 @@
 package lsm
 
 import (
+	"errors"
+	"sync"
+	"sync/atomic"
 	"fmt"
 
 	"github.com/stratadb/strata/internal/base"
@@ -26,27 +29,58 @@ import (
 
 // commitReq is one commit in flight.
 type commitReq struct {
-	repr      []byte
-	count     uint32
-	ov        *txn.Overlay // entries to apply, in key order; nil: decode repr
-	seq       base.SeqNum  // of the first entry
-	mem       *memtable.MemTable
-	need      int64 // memtable bytes reserved until applied
-	done      bool  // applied or failed
-	failed    bool
-	published bool
+	// parts are the batch representation, in pieces that concatenate to
+	// the WAL record; the memtable retains each piece as it is.
+	parts [][]byte
+	size  int64
+	count uint32
+	ov    *txn.Overlay // entries to apply, in key order; nil: decode parts[0]
+	seq   base.SeqNum  // of the first entry
+	slot  *memSlot     // the memtable the commit applies to
+	need  int64        // bytes reserved in slot until applied
+	// Set by finish under d.publish's mutex.
+	done, failed bool
+	err          error // why a commit that could not be published failed
+	published    sync.WaitGroup
 }
+
+// memSlot is the active memtable with the room promised to commits that
+// will apply to it.
+type memSlot struct {
+	mem      *memtable.MemTable
+	reserved atomic.Int64
+}
+
+// fits reports whether need more bytes fit in the slot's memtable.
+func (s *memSlot) fits(need int64) bool {
+	return s.mem.Size()+s.reserved.Load()+need <= s.mem.Capacity()
+}
+
+// unused reports whether no commit has used or reserved the slot.
+func (s *memSlot) unused() bool { return s.mem.Empty() && s.reserved.Load() == 0 }
 
 // maxNodeSize bounds the memtable space one entry takes besides its bytes.
 const maxNodeSize = memtable.MaxNodeSize
 
-// commitBatch makes repr durable and visible. ov, when not nil, is the
-// overlay whose live entries repr holds.
-func (d *DB) commitBatch(repr []byte, count uint32, ov *txn.Overlay, noSync bool) error {
+// maxCommitNeed is the most memtable space one commit may need: a memtable
+// arena addresses at most 4 GiB.
+const maxCommitNeed = 4<<30 - memTableOverhead - 1
+
+// commitBatch makes a batch durable and visible. ov, when not nil, is the
+// overlay whose live entries the parts hold; otherwise parts is one batch
+// representation applied in order.
+func (d *DB) commitBatch(parts [][]byte, count uint32, ov *txn.Overlay, noSync bool) error {
 	if count == 0 {
 		return nil
 	}
-	c := &commitReq{repr: repr, count: count, ov: ov}
+	c := &commitReq{parts: parts, count: count, ov: ov}
+	for _, p := range parts {
+		c.size += int64(len(p))
+	}
+	c.need = c.size + int64(count)*maxNodeSize
+	if c.need > maxCommitNeed {
+		return fmt.Errorf("%w: a commit of %d entries and %d bytes exceeds what one memtable can hold", ErrTxnTooLarge, count, c.size)
+	}
 	end, log, err := d.enqueue(c)
 	if err != nil {
 		return err
@@ -56,43 +90,45 @@ func (d *DB) commitBatch(repr []byte, count uint32, ov *txn.Overlay, noSync bool
 	}
 	if err == nil {
 		err = d.apply(c)
-	} else {
-		d.inflight.Add(-c.need)
 	}
+	c.slot.reserved.Add(-c.need)
 	if err != nil {
 		err = d.fail(err)
 	}
-	d.finish(c, err != nil)
-	if err == nil {
+	if err = d.finish(c, err); err == nil {
 		d.stats.commits.Add(1)
-		d.stats.commitBytes.Add(int64(len(repr)))
+		d.stats.commitBytes.Add(c.size)
 	}
 	return err
 }
 
-// enqueue performs step 1 and returns where the record ends in which log.
+// enqueue performs step 1 and returns where the record ends in which log
+// (nil for an in-memory store).
 func (d *DB) enqueue(c *commitReq) (end int64, log *wal.Writer, err error) {
 	d.commit.Lock()
 	defer d.commit.Unlock()
 	if err := d.writable(); err != nil {
 		return 0, nil, err
 	}
-	c.need = int64(len(c.repr)) + int64(c.count)*maxNodeSize
-	if d.commit.mem.Size()+d.inflight.Load()+c.need > d.commit.mem.Capacity() {
+	if !d.commit.slot.fits(c.need) {
 		if err := d.rotateLocked(c.need); err != nil {
 			return 0, nil, d.fail(err)
 		}
 	}
 	c.seq = d.commit.nextSeq
-	txn.SetSeq(c.repr, c.seq)
-	if log = d.commit.log; log != nil {
-		if end, err = log.Append(c.repr); err != nil {
+	txn.SetSeq(c.parts[0], c.seq)
+	if !d.opts.InMemory {
+		if log = d.commit.log; log == nil {
+			return 0, nil, d.fail(errors.New("lsm: no WAL to write to"))
+		}
+		if end, err = log.AppendParts(c.parts); err != nil {
 			return 0, nil, d.fail(err)
 		}
 	}
 	d.commit.nextSeq += base.SeqNum(c.count)
-	d.inflight.Add(c.need)
-	c.mem = d.commit.mem
+	c.slot = d.commit.slot
+	c.slot.reserved.Add(c.need)
+	c.published.Add(1)
 	d.publish.Lock()
 	d.publish.pending = append(d.publish.pending, c)
 	d.publish.Unlock()
@@ -103,32 +139,32 @@ func (d *DB) enqueue(c *commitReq) (end int64, log *wal.Writer, err error) {
 func (d *DB) apply(c *commitReq) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
-	defer d.inflight.Add(-c.need)
-	ref := c.mem.Retain(c.repr)
-	if c.ov != nil {
-		var err error
-		c.ov.Live(func(e txn.Item) bool {
-			err = c.mem.Add(ref, e.KeyOff, uint32(len(e.Key)), e.ValOff, uint32(len(e.Value)), base.MakeTrailer(c.seq+base.SeqNum(e.Index), e.Kind))
-			return err == nil
-		})
-		if err != nil {
-			return fmt.Errorf("lsm: applying commit %d to the memtable: %w", c.seq, err)
-		}
-		return nil
+	m := c.slot.mem
+	if c.ov == nil {
+		return applyBatch(m, m.Retain(c.parts[0]), c.parts[0])
 	}
-	return applyBatch(c.mem, ref, c.repr)
+	refs := make([]memtable.BufRef, len(c.parts))
+	for i, p := range c.parts {
+		refs[i] = m.Retain(p)
+	}
+	var err error
+	c.ov.Live(func(e txn.Item) bool {
+		err = m.Add(refs[e.Part], e.KeyOff, uint32(len(e.Key)), e.ValOff, uint32(len(e.Value)), base.MakeTrailer(c.seq+base.SeqNum(e.Index), e.Kind))
+		return err == nil
+	})
+	if err != nil {
+		return fmt.Errorf("lsm: applying commit %d to the memtable: %w", c.seq, err)
+	}
+	return nil
 }
 
 // applyBatch inserts every entry of a batch into m, in batch order.
 func applyBatch(m *memtable.MemTable, ref memtable.BufRef, repr []byte) error {
-	seq, _, err := txn.DecodeHeader(repr)
-	if err != nil {
-		return err
-	}
 	r, err := txn.NewReader(repr)
 	if err != nil {
 		return err
 	}
+	seq := r.Seq()
 	for {
 		e, ok, err := r.Next()
 		if err != nil {
@@ -144,30 +180,37 @@ func applyBatch(m *memtable.MemTable, ref memtable.BufRef, repr []byte) error {
 	}
 }
 
-// finish performs step 4: it marks c done, publishes every done commit at
-// the head of the queue, and waits until c itself is published.
-func (d *DB) finish(c *commitReq, failed bool) {
+// finish performs step 4: it marks c done (failed with err, if not nil),
+// publishes every done commit at the head of the queue, and waits until c
+// itself is published. Once a commit has failed, visibility stops there:
+// the commits queued behind it are not published and fail too (the DB is
+// read-only by then), so that no reader ever sees a commit after a hole, or
+// part of a commit whose apply failed.
+func (d *DB) finish(c *commitReq, err error) error {
 	p := &d.publish
 	p.Lock()
-	defer p.Unlock()
-	c.done, c.failed = true, failed
+	c.done, c.failed, c.err = true, err != nil, err
 	n := 0
 	for _, h := range p.pending {
 		if !h.done {
 			break
 		}
-		if !h.failed {
+		switch {
+		case p.halted != nil && !h.failed:
+			h.failed, h.err = true, fmt.Errorf("%w: an earlier commit failed: %w", ErrReadOnly, p.halted)
+		case h.failed:
+			if p.halted == nil {
+				p.halted = h.err
+			}
+		default:
 			d.visibleSeq.Store(h.seq + base.SeqNum(h.count) - 1)
 		}
-		h.published = true
+		h.published.Done()
 		n++
 	}
-	if n > 0 {
-		clear(p.pending[:n])
-		p.pending = p.pending[n:]
-		p.cond.Broadcast()
-	}
-	for !c.published {
-		p.cond.Wait()
-	}
+	clear(p.pending[:n])
+	p.pending = p.pending[n:]
+	p.Unlock()
+	c.published.Wait()
+	return c.err
 }

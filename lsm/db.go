@@ -44,21 +44,18 @@ type DB struct {
 	commit struct {
 		sync.Mutex
 		nextSeq  base.SeqNum
-		mem      *memtable.MemTable
+		slot     *memSlot // the active memtable
 		log      *wal.Writer
 		logNum   uint64
 		nextFile uint64
 	}
-	// inflight counts the memtable bytes reserved by commits not yet
-	// applied.
-	inflight atomic.Int64
 	// applyMu makes the memtable single-writer.
 	applyMu sync.Mutex
 	// publish makes commits visible in sequence order.
 	publish struct {
 		sync.Mutex
-		cond    sync.Cond
 		pending []*commitReq
+		halted  error // the failure that stopped publication
 	}
 
 	// open transactions, for ReadUncommitted readers.
@@ -198,7 +195,7 @@ func (d *DB) applyOne(kind base.Kind, key, value []byte) error {
 	} else {
 		b.Delete(pkey)
 	}
-	return d.commitBatch(b.Repr(), b.Count(), nil, d.opts.NoSync)
+	return d.commitBatch([][]byte{b.Repr()}, b.Count(), nil, d.opts.NoSync)
 }
 
 // prefixKey appends the namespace prefix and key to dst.

@@ -28,7 +28,7 @@ func logFileName(num uint64) string { return fmt.Sprintf("%06d%s", num, logSuffi
 // parseLogFileName returns the number of a WAL file name.
 func parseLogFileName(name string) (uint64, bool) {
 	s, ok := strings.CutSuffix(name, logSuffix)
-	if !ok || s == "" {
+	if !ok || len(s) < 6 {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
@@ -56,7 +56,6 @@ func Open(dirname string, opts *Options) (*DB, error) {
 		dirname = "strata"
 	}
 	d := &DB{dirname: dirname, opts: o, fs: o.FS}
-	d.publish.cond.L = &d.publish.Mutex
 	d.txns.open = make(map[*Txn]struct{})
 	if o.InMemory {
 		d.initInMemory()
@@ -66,6 +65,9 @@ func Open(dirname string, opts *Options) (*DB, error) {
 		return nil, err
 	}
 	if err := d.recover(); err != nil {
+		if d.commit.log != nil {
+			d.commit.log.Close()
+		}
 		d.lock.Close()
 		return nil, fmt.Errorf("lsm: open %s: %w", dirname, err)
 	}
@@ -75,9 +77,9 @@ func Open(dirname string, opts *Options) (*DB, error) {
 // initInMemory starts an empty store that lives only in memory: commits
 // skip the WAL.
 func (d *DB) initInMemory() {
-	d.commit.mem = memtable.New(d.opts.MemTableSize)
+	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.commit.nextSeq = 1
-	d.rs.Store(&readState{mems: []*memtable.MemTable{d.commit.mem}})
+	d.rs.Store(&readState{mems: []*memtable.MemTable{d.commit.slot.mem}})
 }
 
 // lockDir creates the directory if needed and takes its lock file.
@@ -87,13 +89,8 @@ func (d *DB) lockDir() error {
 	case err == nil && !fi.IsDir():
 		return fmt.Errorf("lsm: open %s: not a directory", d.dirname)
 	case err != nil:
-		// A new store: its directory entry must be durable before any
-		// commit is acknowledged.
-		if err := d.fs.MkdirAll(d.dirname, 0o755); err != nil {
+		if err := d.makeDir(); err != nil {
 			return fmt.Errorf("lsm: open %s: %w", d.dirname, err)
-		}
-		if err := vfs.SyncDir(d.fs, filepath.Dir(filepath.Clean(d.dirname))); err != nil {
-			return fmt.Errorf("lsm: open %s: syncing its parent directory: %w", d.dirname, err)
 		}
 	}
 	lock, err := d.fs.Lock(d.path(lockFileName))
@@ -104,6 +101,35 @@ func (d *DB) lockDir() error {
 		return fmt.Errorf("lsm: open %s: locking: %w", d.dirname, err)
 	}
 	d.lock = lock
+	return nil
+}
+
+// makeDir creates the store directory and any missing parents, and syncs
+// the parent of each directory it created, so that the store's directory
+// entry is durable before any commit is acknowledged.
+func (d *DB) makeDir() error {
+	var created []string
+	for dir := filepath.Clean(d.dirname); ; {
+		if _, err := d.fs.Stat(dir); err == nil {
+			break
+		}
+		created = append(created, dir)
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	if err := d.fs.MkdirAll(d.dirname, 0o755); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if parent := filepath.Dir(created[i]); parent != created[i] {
+			if err := vfs.SyncDir(d.fs, parent); err != nil {
+				return fmt.Errorf("syncing directory %s: %w", parent, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -123,10 +149,14 @@ func (d *DB) recover() error {
 		}
 	}
 	slices.Sort(logs)
+	newest, err := d.newestLog(logs)
+	if err != nil {
+		return err
+	}
 	r := replay{d: d, mem: memtable.New(d.opts.MemTableSize)}
 	var empty []uint64
 	for i, num := range logs {
-		records, err := r.log(num, i == len(logs)-1)
+		records, err := r.log(num, i >= newest)
 		if err != nil {
 			return err
 		}
@@ -139,7 +169,7 @@ func (d *DB) recover() error {
 	d.rs.Store(&readState{mems: r.mems})
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
-	d.commit.mem = r.mem
+	d.commit.slot = &memSlot{mem: r.mem}
 	d.commit.nextFile = 1
 	if len(logs) > 0 {
 		d.commit.nextFile = logs[len(logs)-1] + 1
@@ -158,6 +188,24 @@ func (d *DB) recover() error {
 		return d.syncDir()
 	}
 	return nil
+}
+
+// newestLog returns the index in logs of the newest log that holds any
+// bytes: its torn tail is the only damage recovery forgives. A new log is
+// only written once the one before it is synced, so the empty logs after it
+// (a crash right after a rotation created one) change nothing.
+func (d *DB) newestLog(logs []uint64) (int, error) {
+	i := len(logs) - 1
+	for ; i > 0; i-- {
+		fi, err := d.fs.Stat(d.path(logFileName(logs[i])))
+		if err != nil {
+			return 0, err
+		}
+		if fi.Size() > 0 {
+			break
+		}
+	}
+	return i, nil
 }
 
 // replay applies WAL records to memtables during recovery.
@@ -208,6 +256,9 @@ func (r *replay) record(repr []byte, name string, end int64) error {
 	seq, count, err := txn.DecodeHeader(repr)
 	if err != nil {
 		return fmt.Errorf("%s: record ending at offset %d: %w", name, end, err)
+	}
+	if uint64(count) > uint64(len(repr)-txn.HeaderSize)/2 {
+		return base.CorruptionErrorf("%s: record ending at offset %d claims %d entries in %d bytes", name, end, count, len(repr))
 	}
 	if count == 0 || seq != r.lastSeq+1 {
 		return base.CorruptionErrorf("%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next",
@@ -266,26 +317,31 @@ func (d *DB) newLog() error {
 // full memtable becomes immutable and a new WAL file starts, so that a
 // future flush can retire the old file with the old memtable. A memtable
 // that is still empty is only replaced by a larger one.
+//
+// The old WAL is closed (written and synced) before the new one is
+// created: a log after the newest non-empty one never holds a record, so
+// after a crash at any point only the newest log can have a torn tail.
 func (d *DB) rotateLocked(need int64) error {
 	newMem := newMemTable(d.opts.MemTableSize, need)
 	mems := d.rs.Load().mems
 	switch {
-	case d.commit.mem.Empty() && d.inflight.Load() == 0:
+	case d.commit.slot.unused():
 		mems = append([]*memtable.MemTable{newMem}, mems[1:]...)
-	case d.commit.log == nil: // in memory
+	case d.opts.InMemory:
 		mems = append([]*memtable.MemTable{newMem}, mems...)
 	default:
 		old := d.commit.log
-		if err := d.newLog(); err != nil {
+		d.commit.log = nil
+		if err := old.Close(); err != nil {
 			return err
 		}
-		if err := old.Close(); err != nil {
+		if err := d.newLog(); err != nil {
 			return err
 		}
 		mems = append([]*memtable.MemTable{newMem}, mems...)
 		d.stats.rotations.Add(1)
 	}
-	d.commit.mem = newMem
+	d.commit.slot = &memSlot{mem: newMem}
 	d.rs.Store(&readState{mems: mems})
 	return nil
 }

@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"math"
 	"encoding/binary"
 	"fmt"
 
@@ -97,6 +98,9 @@ func (t *Txn) get(key []byte) ([]byte, error) {
 // hard limit of uncommitted bytes it fails with ErrTxnTooLarge and the
 // transaction stays as it was.
 func (t *Txn) Set(key, value []byte) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
 	if err := checkSizes(key, value); err != nil {
 		return err
 	}
@@ -106,6 +110,9 @@ func (t *Txn) Set(key, value []byte) error {
 // Delete removes key in the transaction. Deleting a missing key is not an
 // error.
 func (t *Txn) Delete(key []byte) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
 	if err := checkSizes(key, nil); err != nil {
 		return err
 	}
@@ -178,7 +185,7 @@ func (t *Txn) Commit() error {
 	if err := t.db.writable(); err != nil {
 		return err
 	}
-	return t.db.commitBatch(t.ov.Repr(), t.ov.Count(), t.ov, t.noSync)
+	return t.db.commitBatch(t.ov.Parts(), t.ov.Count(), t.ov, t.noSync)
 }
 
 // Rollback discards the transaction.
@@ -228,15 +235,21 @@ func (t *Txn) ApproximateEntries() int {
 // otherwise it rolls back and returns fn's error.
 func (d *DB) Update(fn func(*Txn) error) error {
 	t := d.Begin(nil)
+	defer t.Rollback() // after Commit, a no-op
 	if err := fn(t); err != nil {
-		t.Rollback()
 		return err
 	}
 	return t.Commit()
 }
 
 // hardLimit is the most uncommitted bytes the DB accepts.
-func (d *DB) hardLimit() int64 { return d.opts.MaxUncommittedBytes * d.opts.HardLimitFactor }
+func (d *DB) hardLimit() int64 {
+	m, f := d.opts.MaxUncommittedBytes, d.opts.HardLimitFactor
+	if m > math.MaxInt64/f {
+		return math.MaxInt64
+	}
+	return m * f
+}
 
 // CommitNeeded reports whether the open transactions hold more than
 // Options.MaxUncommittedBytes: time to commit.
