@@ -2,9 +2,9 @@ package lsm
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
-	"fmt"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/memtable"

@@ -1,9 +1,9 @@
 package lsm
 
 import (
-	"math"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/txn"
