@@ -24,9 +24,12 @@ var (
 
 // Reader returns a reader of the DB at the given isolation level:
 // ReadCommitted sees committed data only (it is the DB itself);
-// ReadUncommitted also sees the writes of open transactions, the latest
-// write winning, and may be used from any goroutine while the transactions'
-// owners keep writing.
+// ReadUncommitted also sees the writes of open transactions and may be used
+// from any goroutine while the transactions' owners keep writing. Among open
+// transactions the latest write of a key wins; an open transaction's write
+// takes precedence over the committed value, even one committed after it
+// (the reader shows what the store will hold once that transaction
+// commits).
 func (d *DB) Reader(level IsolationLevel) Reader {
 	if level == ReadUncommitted {
 		return uncommittedReader{d}
