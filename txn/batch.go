@@ -166,6 +166,14 @@ func SetSeq(repr []byte, seq uint64) {
 	binary.LittleEndian.PutUint64(repr[seqOffset:], seq)
 }
 
+// SetSeqParts writes seq as the base sequence number of the representation
+// held in parts (as Overlay.Parts returns it), in place. The header lies
+// wholly in parts[0], so this is SetSeq(parts[0], seq); parts[0] must be at
+// least HeaderSize bytes long (it panics otherwise: a programming error).
+func SetSeqParts(parts [][]byte, seq uint64) {
+	SetSeq(parts[0], seq)
+}
+
 // DecodeHeader returns the base sequence number and the entry count of
 // repr. It fails, wrapping base.ErrCorruption, when repr is shorter than a
 // header. It does not check the entries; Reader does.

@@ -19,10 +19,23 @@ type Item struct {
 	// Stamp is the caller-supplied stamp of the write (the engine's global
 	// write counter), for "latest write wins" across overlays.
 	Stamp uint64
-	// KeyOff and ValOff are the offsets of Key and Value within the batch
-	// bytes the item was written to (ValOff is 0 for deletes). They index
-	// Repr() as long as the batch has not been rewritten since.
+	// Part, KeyOff and ValOff locate Key and Value in the batch bytes the
+	// item was written to (ValOff is 0 for deletes), as long as the batch
+	// has not been rewritten since.
+	//
+	// In items from Overlay.Live, Part is the index, in Overlay.Parts(), of
+	// the part holding the whole entry (an entry never spans two parts),
+	// and KeyOff and ValOff are offsets within that part: Key is
+	// Parts()[Part][KeyOff:KeyOff+len(Key)]. Once Repr has joined the
+	// parts, Parts() is that one buffer, so Part is 0 and the offsets index
+	// Repr().
+	//
+	// In items from snapshot iterators (Iter.Item), Part is 0 and KeyOff
+	// and ValOff are offsets within the whole representation, the
+	// concatenation of the parts (what Repr returns).
 	KeyOff, ValOff uint32
+	// Part is the index of the part holding the entry; see KeyOff.
+	Part uint32
 	// Index is the entry's position in that batch.
 	Index uint32
 	// Kind is base.KindSet or base.KindDelete.

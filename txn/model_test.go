@@ -154,7 +154,9 @@ func randomKey(r *rand.Rand, n int) string {
 	return k
 }
 
-// checkOverlay compares everything the owner can read with the model.
+// checkOverlay compares everything the owner can read with the model: the
+// parts (checkParts), then Repr, which joins them, and Live's items, which
+// then index Repr.
 func checkOverlay(t *testing.T, o *Overlay, m model) {
 	t.Helper()
 	if o.Entries() != len(m) {
@@ -166,7 +168,12 @@ func checkOverlay(t *testing.T, o *Overlay, m model) {
 			t.Fatalf("Get(%q) = %q %s %v, want %q %s", k, v, kind, found, want.value, want.kind)
 		}
 	}
-	entries := checkReprLastWrites(t, o.Repr(), o.Count(), m)
+	joined := checkParts(t, o, m) // before Repr joins them
+	repr := o.Repr()
+	if !bytes.Equal(repr, joined) {
+		t.Fatal("Repr differs from the concatenation of Parts")
+	}
+	entries := checkReprLastWrites(t, repr, o.Count(), m)
 	keys := m.sortedKeys()
 	i := 0
 	o.Live(func(it Item) bool {
@@ -180,7 +187,7 @@ func checkOverlay(t *testing.T, o *Overlay, m model) {
 			t.Fatalf("item %q: Index %d past the %d entries", it.Key, it.Index, len(entries))
 		}
 		e := entries[it.Index]
-		if e.KeyOff != it.KeyOff || e.ValOff != it.ValOff || e.Kind != it.Kind ||
+		if it.Part != 0 || e.KeyOff != it.KeyOff || e.ValOff != it.ValOff || e.Kind != it.Kind ||
 			!bytes.Equal(e.Key, it.Key) || !bytes.Equal(e.Value, it.Value) {
 			t.Fatalf("item %q (index %d, offsets %d/%d) differs from Repr's entry %+v", it.Key, it.Index, it.KeyOff, it.ValOff, e)
 		}

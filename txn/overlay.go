@@ -31,20 +31,20 @@ var compactFloor int64 = 64 << 10
 // btree) that points at the one visible entry of each key.
 //
 // Concurrency: one goroutine, the owner, calls the writing methods (Set,
-// Delete, Reset) and the owner-only readers (Get, Live, Repr, Count,
+// Delete, Reset) and the owner-only readers (Get, Live, Parts, Repr, Count,
 // Entries, Len, ApproximateBytes, EstimateWrite, DeadBytes). Any goroutine
 // may call SharedGet and Snapshot, and use the snapshots, concurrently with
 // the owner's writes. Value slices returned by any method stay valid and
 // unchanged forever: the overlay never modifies bytes it has written; it
 // appends to spare capacity, or writes a new buffer.
 //
-// After Repr has been handed to the engine for commit, the overlay must not
-// be written again (Reset starts a fresh batch and leaves the old one
-// intact, so it is allowed). An overlay needs no closing: drop it, or Reset
-// it for the next transaction.
+// After Parts (or Repr) has been handed to the engine for commit, the
+// overlay must not be written again (Reset starts a fresh batch and leaves
+// the old one intact, so it is allowed). An overlay needs no closing: drop
+// it, or Reset it for the next transaction.
 type Overlay struct {
 	// Owner-only state.
-	buf         chunkBuf // the representation; header count written by Repr
+	buf         chunkBuf // the representation; header count written by Parts and Repr
 	count       uint32   // entries in buf, dead ones included
 	deadBytes   int64    // bytes of buf's entries no longer in the index
 	deadEntries int64    // entries no longer in the index
@@ -129,7 +129,7 @@ func (o *Overlay) shouldCompact() bool {
 func (o *Overlay) compact() {
 	old, live := o.mu.tree, o.liveBytes()
 	header := o.buf.header()
-	o.buf = chunkBuf{chunks: [][]byte{make([]byte, HeaderSize, HeaderSize+live)}}
+	o.buf = chunkBufWithCap(HeaderSize + int(live))
 	copy(o.buf.header(), header)
 	o.count, o.deadBytes, o.deadEntries = 0, 0, 0
 	o.slab = slab{chunk: make([]entry, 0, old.Len())}
@@ -186,24 +186,58 @@ func (o *Overlay) Snapshot() *Snapshot {
 }
 
 // Live calls fn for each live entry (the visible write of each key) in key
-// order, until fn returns false. The items' offsets and lengths index
-// Repr(), so the engine can apply exactly these entries, in sorted order, by
-// slicing Repr() without copying. (The items' own Key and Value hold the
-// same bytes but, for a batch over 64 KiB, in the chunk they were written
-// to rather than in Repr()'s joined buffer.) Owner only; fn must not write
-// to the overlay.
+// order, until fn returns false. Each item's Part, KeyOff and ValOff locate
+// its key and value in Parts(): Key is Parts()[Part][KeyOff:][:len(Key)],
+// so the engine can apply exactly these entries, in sorted order, by
+// slicing the parts it wrote to the WAL, without copying. (After Repr has
+// joined the parts, Parts() is that one buffer and every Part is 0: the
+// offsets then index Repr(). So a caller that applies the items to parts it
+// took earlier must not call Repr in between.) The items' own Key and Value
+// hold the same bytes, in the part or chunk they were written to. Owner
+// only; fn must not write to the overlay. Live allocates nothing.
 func (o *Overlay) Live(fn func(it Item) bool) {
-	o.mu.tree.Ascend(func(el elem) bool { return fn(el.item()) })
+	o.mu.tree.Ascend(func(el elem) bool {
+		it := el.item()
+		part, start := o.buf.locate(it.KeyOff)
+		it.Part, it.KeyOff = uint32(part), it.KeyOff-uint32(start)
+		if it.Kind == base.KindSet {
+			it.ValOff -= uint32(start)
+		}
+		return fn(it)
+	})
 }
 
-// Repr returns the batch bytes: header (with the entry count up to date)
-// and entries, dead ones included, as one slice. The engine stamps it with
-// SetSeq and writes it as the commit's WAL record; the overlay must not be
-// written after that. A batch that outgrew 64 KiB is held in chunks, which
-// Repr copies once into one buffer (later calls return that buffer without
-// copying); a smaller batch is returned as it is. The bytes stay valid
-// forever; the header changes at the next write (Repr writes the count).
-// Owner only.
+// Parts returns the batch bytes as the chunks they are held in, in order,
+// without copying: concatenated, they are Repr() (header, with the entry
+// count brought up to date, and entries, dead ones included). A batch of up
+// to 64 KiB is one part; a larger one may be several: chunks of up to 1 MiB
+// (or one entry, when larger), unless Repr or a rewrite of the batch made
+// it one buffer. The engine stamps parts[0] with SetSeqParts (or
+// SetSeq(parts[0], seq)) and writes the parts as the commit's one WAL
+// record, then applies the Live items, which index these parts.
+//
+// Guarantees: there is at least one part; parts[0] starts with the whole
+// header; no part is empty; an entry never spans two parts.
+//
+// The parts stay valid and unchanged forever (the overlay never modifies
+// bytes it has written), except for the header's count, which the next call
+// of Parts or Repr rewrites, and the sequence number, which only SetSeq
+// writes. The overlay must not be written after the parts have been handed
+// to the engine for commit. The caller must not modify the slice or the
+// parts (apart from SetSeq). Owner only; it allocates nothing.
+func (o *Overlay) Parts() [][]byte {
+	binary.LittleEndian.PutUint32(o.buf.header()[countOffset:], o.count)
+	return o.buf.parts()
+}
+
+// Repr returns the batch bytes as one slice: the concatenation of Parts().
+// For a batch that outgrew 64 KiB, held in several parts, Repr copies them
+// once into one buffer, which becomes the overlay's only part (later calls
+// of Repr and Parts return it without copying; earlier parts stay valid and
+// unchanged); a smaller batch is returned as it is. The engine uses Parts,
+// which never copies; Repr serves callers that need contiguous bytes. The
+// bytes stay valid forever; the header's count changes at the next call of
+// Repr or Parts after a write. Owner only.
 func (o *Overlay) Repr() []byte {
 	b := o.buf.bytes()
 	binary.LittleEndian.PutUint32(b[countOffset:], o.count)
@@ -247,8 +281,8 @@ func (o *Overlay) EstimateWrite(key, value []byte) int64 {
 }
 
 // Reset empties the overlay, for a new transaction. It starts a new batch
-// buffer and index: the previous Repr, the items and the snapshots keep
-// referencing the old ones, unchanged. Owner only.
+// buffer and index: the previous Parts and Repr, the items and the
+// snapshots keep referencing the old ones, unchanged. Owner only.
 func (o *Overlay) Reset() {
 	o.buf = newChunkBuf()
 	o.count, o.deadBytes, o.deadEntries = 0, 0, 0

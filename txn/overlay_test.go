@@ -239,10 +239,10 @@ func indexBytesPerKey(keys [][]byte) float64 {
 }
 
 // TestOverlayChunks writes past the contiguous first chunk, then values
-// larger than a chunk, and checks the contents, the joined Repr, and the
-// memory held by the chunks: close to the batch's length with small values;
-// with large ones, a sealed chunk's unused tail is smaller than the entry
-// that did not fit, so at most twice the length.
+// larger than a chunk, and checks the contents, the parts, the joined Repr,
+// and the memory held by the chunks: close to the batch's length with small
+// values; with large ones, a sealed chunk's unused tail is smaller than the
+// entry that did not fit, so at most twice the length.
 func TestOverlayChunks(t *testing.T) {
 	r := newRand(t)
 	o := NewOverlay()

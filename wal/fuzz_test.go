@@ -98,9 +98,10 @@ func FuzzWALReader(f *testing.F) {
 
 // FuzzWALRoundTrip writes records built from spec (3 bytes each: a size up
 // to 64 KiB-1, around block edges, and a fill byte that also picks a
-// synced, an unsynced or no flush after the record), reads them back, then
-// reads the log cut at cut: always a prefix of the records, ending in EOF
-// for the newest log and for a clean cut. Then it changes the byte at flip
+// synced, an unsynced or no flush after the record, and whether it is
+// appended whole or in parts), reads them back, then reads the log cut at
+// cut: always a prefix of the records, ending in EOF for the newest log and
+// for a clean cut. Then it changes the byte at flip
 // (if flipByte is not 0): an older log reads as corrupt; the newest as
 // corrupt exactly when a later record was framed after a sync that covered
 // the damaged chunk, and as a torn tail otherwise.
@@ -111,7 +112,7 @@ func FuzzWALRoundTrip(f *testing.F) {
 		w := NewWriter(mf, 7)
 		ends := make([]int64, len(recs))
 		for i, rec := range recs {
-			end, err := w.Append(rec)
+			end, err := appendSpec(w, rec, spec[3*i+2])
 			if err == nil && spec[3*i+2]%3 == 0 {
 				err = w.Flush(end, spec[3*i+2]%2 == 0)
 			}
@@ -150,6 +151,15 @@ func FuzzWALRoundTrip(f *testing.F) {
 	})
 }
 
+// appendSpec appends rec whole, or, when fill is 1 mod 4, in parts of
+// fill*61+1 bytes with empty parts between them (AppendParts).
+func appendSpec(w *Writer, rec []byte, fill byte) (int64, error) {
+	if fill%4 == 1 {
+		return w.AppendParts(splitRecord(rec, int(fill)*61+1))
+	}
+	return w.Append(rec)
+}
+
 // specRecords returns the records FuzzWALRoundTrip builds from spec and,
 // for each, the synced offset its chunks carry, as the writer's flushes
 // leave it: a record ends up synced when a later synced flush covers it.
@@ -161,7 +171,7 @@ func specRecords(spec []byte) (recs [][]byte, synced []int64) {
 			rec[j] = spec[i+2] + byte(j*7)
 		}
 		recs, synced = append(recs, rec), append(synced, done)
-		size = int64(len(appendRecord(nil, size, 7, 0, rec))) + size
+		size = int64(len(appendRecord(nil, size, 7, 0, [][]byte{rec}))) + size
 		if spec[i+2]%6 == 0 {
 			done = size
 		}

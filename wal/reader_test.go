@@ -223,7 +223,7 @@ func chunkAt(cs []chunkInfo, off int64) int {
 // a torn tail unless a later chunk records the damaged offset as synced.
 func TestChunkSequence(t *testing.T) {
 	ch := func(typ byte, payload string) []byte {
-		return appendChunk(nil, typ, testLogNum&0xffffffff, 0, []byte(payload))
+		return appendChunkBytes(nil, typ, testLogNum&0xffffffff, 0, []byte(payload))
 	}
 	cat := func(chunks ...[]byte) []byte { return bytes.Join(chunks, nil) }
 	full := ch(fullChunk, "ok") // 21 bytes
@@ -267,11 +267,11 @@ func TestChunkSequence(t *testing.T) {
 			// A later chunk that records the log as synced up to its own
 			// offset proves the damaged bytes synced.
 			at := int64(len(tt.log))
-			proved := appendChunk(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(at), nil)
+			proved := appendChunkBytes(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(at), nil)
 			check(proved, false, true)
 			check(proved, true, true)
 			// One that records less does not.
-			notProved := appendChunk(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(tt.off), nil)
+			notProved := appendChunkBytes(bytes.Clone(tt.log), fullChunk, testLogNum&0xffffffff, uint64(tt.off), nil)
 			check(notProved, true, false)
 		})
 	}
@@ -291,7 +291,7 @@ func TestWrongLogNumber(t *testing.T) {
 	}
 	// A stale chunk of another log followed by chunks of this one, which
 	// record the log as synced beyond offset 0.
-	stale := appendChunk(nil, fullChunk, 99, 0, []byte("old"))
+	stale := appendChunkBytes(nil, fullChunk, 99, 0, []byte("old"))
 	res = readLog(bytes.NewReader(append(stale, data...)), testLogNum, true)
 	if !isCorruption(res.err) {
 		t.Fatalf("stale chunk first: %v", res.err)
@@ -300,7 +300,7 @@ func TestWrongLogNumber(t *testing.T) {
 
 // TestBadHeaders checks the header checks one by one.
 func TestBadHeaders(t *testing.T) {
-	good := appendChunk(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
+	good := appendChunkBytes(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
 	tests := []struct {
 		name   string
 		edit   func(b []byte) []byte
@@ -337,8 +337,8 @@ func TestBadHeaders(t *testing.T) {
 // TestChecksumCoversSyncedOffset changes the synced offset of a second
 // chunk to another plausible value: the checksum catches it.
 func TestChecksumCoversSyncedOffset(t *testing.T) {
-	log := appendChunk(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
-	log = appendChunk(log, fullChunk, testLogNum&0xffffffff, 22, []byte("def"))
+	log := appendChunkBytes(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
+	log = appendChunkBytes(log, fullChunk, testLogNum&0xffffffff, 22, []byte("def"))
 	for _, synced := range []byte{0, 5, 21} {
 		bad := bytes.Clone(log)
 		bad[22+11] = synced

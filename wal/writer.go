@@ -175,6 +175,17 @@ func NewWriter(f vfs.File, logNum uint64) *Writer {
 // serialize their calls. After Close it returns ErrClosed; after a write or
 // sync failure, an error wrapping that failure.
 func (w *Writer) Append(rec []byte) (end int64, err error) {
+	return w.AppendParts([][]byte{rec})
+}
+
+// AppendParts is Append of one record whose payload is the concatenation of
+// parts, framed straight from the parts: each byte is copied once, into the
+// pending buffer, and nothing is joined first. Parts may be empty, and a
+// part may straddle chunk and block edges like any stretch of a record; the
+// record and the file bytes are exactly those of Append of the joined
+// parts. The parts are copied; the caller may reuse them (and the slice)
+// once it returns. Concurrency, errors and allocations are as for Append.
+func (w *Writer) AppendParts(parts [][]byte) (end int64, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.mu.closed {
@@ -183,7 +194,7 @@ func (w *Writer) Append(rec []byte) (end int64, err error) {
 	if w.mu.err != nil {
 		return 0, w.mu.err
 	}
-	w.mu.buf = appendRecord(w.mu.buf, w.mu.start, uint32(w.logNum), uint64(w.mu.synced), rec)
+	w.mu.buf = appendRecord(w.mu.buf, w.mu.start, uint32(w.logNum), uint64(w.mu.synced), parts)
 	return w.mu.start + int64(len(w.mu.buf)), nil
 }
 
@@ -204,26 +215,54 @@ func (w *Writer) SyncedOffset() int64 {
 	return w.mu.synced
 }
 
-// appendRecord frames rec at the end of buf, whose first byte is at file
-// offset start, with synced as every chunk's synced offset, and returns the
-// extended buffer.
-func appendRecord(buf []byte, start int64, logNum uint32, synced uint64, rec []byte) []byte {
+// appendRecord frames the record whose payload is the concatenation of
+// parts at the end of buf, whose first byte is at file offset start, with
+// synced as every chunk's synced offset, and returns the extended buffer.
+// It does not retain parts.
+func appendRecord(buf []byte, start int64, logNum uint32, synced uint64, parts [][]byte) []byte {
+	left := 0
+	for _, p := range parts {
+		left += len(p)
+	}
+	src := payloadReader{parts: parts}
 	// Room for the payload, one header per started block and the padding.
-	buf = slices.Grow(buf, len(rec)+(len(rec)/maxPayload+2)*2*headerSize)
+	buf = slices.Grow(buf, left+(left/maxPayload+2)*2*headerSize)
 	for first := true; ; first = false {
 		room := blockSize - int((start+int64(len(buf)))%blockSize)
 		if room < headerSize {
 			buf = append(buf, make([]byte, room)...)
 			room = blockSize
 		}
-		n := min(len(rec), room-headerSize)
-		last := n == len(rec)
-		buf = appendChunk(buf, chunkType(first, last), logNum, synced, rec[:n])
-		rec = rec[n:]
-		if last {
+		n := min(left, room-headerSize)
+		left -= n
+		buf = appendChunk(buf, chunkType(first, left == 0), logNum, synced, &src, n)
+		if left == 0 {
 			return buf
 		}
 	}
+}
+
+// payloadReader hands out a record's payload, held in parts, in order.
+type payloadReader struct {
+	parts [][]byte // what is left: parts[0][off:], then the rest
+	off   int
+}
+
+// appendTo appends the next n bytes of the payload (which holds at least
+// that many) to dst.
+func (r *payloadReader) appendTo(dst []byte, n int) []byte {
+	for n > 0 {
+		p := r.parts[0][r.off:]
+		if len(p) == 0 {
+			r.parts, r.off = r.parts[1:], 0
+			continue
+		}
+		k := min(n, len(p))
+		dst = append(dst, p[:k]...)
+		r.off += k
+		n -= k
+	}
+	return dst
 }
 
 // chunkType is the type of a record's chunk from its place in the record.
@@ -239,12 +278,13 @@ func chunkType(first, last bool) byte {
 	return middleChunk
 }
 
-// appendChunk appends one chunk (header and payload) to buf.
-func appendChunk(buf []byte, typ byte, logNum uint32, synced uint64, payload []byte) []byte {
+// appendChunk appends one chunk to buf: the header, then the next n bytes
+// of src as the payload.
+func appendChunk(buf []byte, typ byte, logNum uint32, synced uint64, src *payloadReader, n int) []byte {
 	h := len(buf)
 	buf = append(buf, make([]byte, headerSize)...)
-	buf = append(buf, payload...)
-	binary.LittleEndian.PutUint16(buf[h+4:], uint16(len(payload)))
+	buf = src.appendTo(buf, n)
+	binary.LittleEndian.PutUint16(buf[h+4:], uint16(n))
 	buf[h+6] = typ
 	binary.LittleEndian.PutUint32(buf[h+7:], logNum)
 	binary.LittleEndian.PutUint64(buf[h+11:], synced)
