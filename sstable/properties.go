@@ -177,6 +177,8 @@ func (p *Properties) check() error {
 	switch {
 	case empty && (p.Smallest.UserKey != nil || p.Largest.UserKey != nil || p.NumDataBlocks != 0):
 		return fmt.Errorf("properties block: an empty table has keys or blocks")
+	case p.Codec > compress.Zstd:
+		return fmt.Errorf("properties block: unknown codec %s", p.Codec)
 	case empty:
 		return nil
 	case p.Smallest.UserKey == nil || p.Largest.UserKey == nil:
