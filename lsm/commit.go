@@ -42,6 +42,19 @@ type commitReq struct {
 	done, failed bool
 	err          error // why a commit that could not be published failed
 	published    sync.WaitGroup
+	one          [1][]byte // backs parts for a batch in one piece
+}
+
+// commitReqs recycles commitReqs: a commit allocates nothing of its own.
+var commitReqs = sync.Pool{New: func() any { return new(commitReq) }}
+
+// recycle clears c, whose commit has been published (no one else refers to
+// it), and returns it to commitReqs.
+func (c *commitReq) recycle() {
+	c.parts, c.one[0], c.ov, c.slot, c.err = nil, nil, nil, nil, nil
+	c.size, c.count, c.seq, c.need = 0, 0, 0, 0
+	c.done, c.failed = false, false
+	commitReqs.Put(c)
 }
 
 // memSlot is the active memtable with the room promised to commits that
@@ -66,20 +79,35 @@ const maxNodeSize = memtable.MaxNodeSize
 // arena addresses at most 4 GiB.
 const maxCommitNeed = 4<<30 - memTableOverhead - 1
 
-// commitBatch makes a batch durable and visible. ov, when not nil, is the
-// overlay whose live entries the parts hold; otherwise parts is one batch
-// representation applied in order.
-func (d *DB) commitBatch(parts [][]byte, count uint32, ov *txn.Overlay, noSync bool) error {
-	if count == 0 {
+// commitRepr makes a plain batch representation durable and visible; its
+// entries are applied in batch order.
+func (d *DB) commitRepr(repr []byte, count uint32, noSync bool) error {
+	c := commitReqs.Get().(*commitReq)
+	c.one[0] = repr
+	c.parts, c.count = c.one[:], count
+	return d.runCommit(c, noSync)
+}
+
+// commitOverlay makes a transaction's overlay durable and visible; its live
+// entries are applied in key order.
+func (d *DB) commitOverlay(ov *txn.Overlay, noSync bool) error {
+	c := commitReqs.Get().(*commitReq)
+	c.parts, c.count, c.ov = ov.Parts(), ov.Count(), ov
+	return d.runCommit(c, noSync)
+}
+
+// runCommit takes c through the four steps and recycles it.
+func (d *DB) runCommit(c *commitReq, noSync bool) error {
+	defer c.recycle()
+	if c.count == 0 {
 		return nil
 	}
-	c := &commitReq{parts: parts, count: count, ov: ov}
-	for _, p := range parts {
+	for _, p := range c.parts {
 		c.size += int64(len(p))
 	}
-	c.need = c.size + int64(count)*maxNodeSize
+	c.need = c.size + int64(c.count)*maxNodeSize
 	if c.need > maxCommitNeed {
-		return fmt.Errorf("%w: a commit of %d entries and %d bytes exceeds what one memtable can hold", ErrTxnTooLarge, count, c.size)
+		return fmt.Errorf("%w: a commit of %d entries and %d bytes exceeds what one memtable can hold", ErrTxnTooLarge, c.count, c.size)
 	}
 	end, log, err := d.enqueue(c)
 	if err != nil {
@@ -208,8 +236,9 @@ func (d *DB) finish(c *commitReq, err error) error {
 		h.published.Done()
 		n++
 	}
-	clear(p.pending[:n])
-	p.pending = p.pending[n:]
+	rest := copy(p.pending, p.pending[n:])
+	clear(p.pending[rest:])
+	p.pending = p.pending[:rest]
 	p.Unlock()
 	c.published.Wait()
 	return c.err

@@ -195,7 +195,7 @@ func (d *DB) applyOne(kind base.Kind, key, value []byte) error {
 	} else {
 		b.Delete(pkey)
 	}
-	return d.commitBatch([][]byte{b.Repr()}, b.Count(), nil, d.opts.NoSync)
+	return d.commitRepr(b.Repr(), b.Count(), d.opts.NoSync)
 }
 
 // prefixKey appends the namespace prefix and key to dst.

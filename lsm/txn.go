@@ -25,12 +25,14 @@ type Txn struct {
 	done   bool
 	bytes  int64 // counted in db.uncommitted
 	keyBuf []byte
+	keyArr [48]byte // keyBuf's first backing array
 }
 
 // Begin starts a transaction. A nil o means the defaults. A transaction
 // begun on a closed DB fails every operation with ErrClosed.
 func (d *DB) Begin(o *TxnOptions) *Txn {
 	t := &Txn{db: d, ov: txn.NewOverlay()}
+	t.keyBuf = t.keyArr[:0]
 	if o != nil {
 		t.noSync = o.NoSync
 	}
@@ -185,7 +187,7 @@ func (t *Txn) Commit() error {
 	if err := t.db.writable(); err != nil {
 		return err
 	}
-	return t.db.commitBatch(t.ov.Parts(), t.ov.Count(), t.ov, t.noSync)
+	return t.db.commitOverlay(t.ov, t.noSync)
 }
 
 // Rollback discards the transaction.
