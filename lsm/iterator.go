@@ -32,7 +32,9 @@ type Iterator struct {
 	upper     []byte // prefixed, exclusive
 	prefixLen int
 	seekBuf   []byte
-	key       []byte // prefixed
+	key       []byte // prefixed; a copy in keyBuf (sources may reuse theirs)
+	keyBuf    []byte
+	skipBuf   []byte
 	value     []byte
 	valid     bool
 	reverse   bool
@@ -188,10 +190,12 @@ func (it *Iterator) findNext() bool {
 			continue
 		}
 		if k.Kind() == base.KindDelete {
-			it.skipVersions(k.UserKey)
+			it.skipBuf = append(it.skipBuf[:0], k.UserKey...)
+			it.skipVersions(it.skipBuf)
 			continue
 		}
-		it.key, it.value, it.valid, it.reverse = k.UserKey, m.Value(), true, false
+		it.keyBuf = append(it.keyBuf[:0], k.UserKey...)
+		it.key, it.value, it.valid, it.reverse = it.keyBuf, m.Value(), true, false
 		return true
 	}
 	it.valid = false
@@ -203,7 +207,7 @@ func (it *Iterator) findNext() bool {
 // the key changes is the newest.
 func (it *Iterator) findPrev() bool {
 	m := &it.merge
-	var key, value []byte
+	var value []byte
 	kind, have := base.KindDelete, false
 	for m.Valid() {
 		k := m.Key()
@@ -211,10 +215,11 @@ func (it *Iterator) findPrev() bool {
 			break
 		}
 		if it.visible(k.Seq()) {
-			if have && kind == base.KindSet && !bytes.Equal(k.UserKey, key) {
+			if have && kind == base.KindSet && !bytes.Equal(k.UserKey, it.keyBuf) {
 				break
 			}
-			key, value, kind, have = k.UserKey, m.Value(), k.Kind(), true
+			it.keyBuf = append(it.keyBuf[:0], k.UserKey...)
+			value, kind, have = m.Value(), k.Kind(), true
 		}
 		m.Prev()
 	}
@@ -222,7 +227,7 @@ func (it *Iterator) findPrev() bool {
 		it.valid = false
 		return false
 	}
-	it.key, it.value, it.valid, it.reverse = key, value, true, true
+	it.key, it.value, it.valid, it.reverse = it.keyBuf, value, true, true
 	return true
 }
 

@@ -6,9 +6,10 @@ import (
 
 // internalIterator walks internal keys (user key ascending, trailer
 // descending) of one source: a memtable, a transaction overlay or, later, a
-// table. Positioning methods report whether the iterator is valid. Keys and
-// values alias immutable memory that stays valid while the source is
-// referenced.
+// table. Positioning methods report whether the iterator is valid. A key is
+// valid only until the iterator moves (a table rebuilds keys in a reused
+// buffer); values alias immutable memory that stays valid while the source
+// is referenced.
 type internalIterator interface {
 	First() bool
 	Last() bool
