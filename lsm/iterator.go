@@ -199,6 +199,7 @@ func (it *Iterator) findNext() bool {
 		return true
 	}
 	it.valid = false
+	it.err = m.Error()
 	return false
 }
 
@@ -222,6 +223,10 @@ func (it *Iterator) findPrev() bool {
 			value, kind, have = m.Value(), k.Kind(), true
 		}
 		m.Prev()
+	}
+	if err := m.Error(); err != nil {
+		it.err, it.valid = err, false
+		return false
 	}
 	if !have || kind != base.KindSet {
 		it.valid = false

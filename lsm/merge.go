@@ -157,3 +157,18 @@ func (m *mergingIter) down(i int) {
 		i = j
 	}
 }
+
+// Error returns the first error of a source that reports errors (a table
+// iterator stops with one, and then looks exhausted). Callers check it
+// whenever the merge ends: an exhausted merge with an error is damage, not
+// the end of the data.
+func (m *mergingIter) Error() error {
+	for _, it := range m.iters {
+		if e, ok := it.(interface{ Error() error }); ok {
+			if err := e.Error(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
