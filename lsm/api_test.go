@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -379,5 +381,23 @@ func TestLargeCommitDoesNotStormRotations(t *testing.T) {
 	// not one per small commit.
 	if m := d.Metrics(); m.Rotations > 6 {
 		t.Fatalf("%d rotations:\n%s", m.Rotations, m)
+	}
+}
+
+func TestLoggerReportsRecovery(t *testing.T) {
+	dir := t.TempDir()
+	d := openTest(t, dir, nil)
+	d.Set([]byte("k"), []byte("v"))
+	d.Close()
+	// A torn tail: garbage appended to the newest WAL.
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	f, _ := os.OpenFile(logs[len(logs)-1], os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("torn"))
+	f.Close()
+	var buf bytes.Buffer
+	d = openTest(t, dir, &Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	mustGet(t, d, "k", "v")
+	if out := buf.String(); !strings.Contains(out, "torn tail") || !strings.Contains(out, "replayed") {
+		t.Fatalf("log:\n%s", out)
 	}
 }

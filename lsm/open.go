@@ -247,7 +247,10 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 		if err := r.d.truncate(name, valid); err != nil {
 			return records, fmt.Errorf("dropping the torn tail of %s: %w", name, err)
 		}
+		r.d.opts.Logger.Warn("recovery dropped the torn tail of the newest WAL",
+			"file", name, "valid_bytes", valid, "dropped_bytes", size-valid)
 	}
+	r.d.opts.Logger.Info("recovery replayed a WAL", "file", name, "records", records, "last_seq", r.lastSeq)
 	return records, nil
 }
 
@@ -340,6 +343,8 @@ func (d *DB) rotateLocked(need int64) error {
 		}
 		mems = append([]*memtable.MemTable{newMem}, mems...)
 		d.stats.rotations.Add(1)
+		d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.commit.logNum),
+			"memtables", len(mems))
 	}
 	d.commit.slot = &memSlot{mem: newMem}
 	d.rs.Store(&readState{mems: mems})

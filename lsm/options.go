@@ -1,7 +1,9 @@
 package lsm
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/stratadb/strata/internal/vfs"
 )
@@ -35,6 +37,11 @@ type Options struct {
 	// that would pass it fails with ErrTxnTooLarge. The default value is 4.
 	HardLimitFactor int64
 
+	// Logger receives the engine's events: recovery (WAL files replayed,
+	// torn tails dropped), memtable and WAL rotations. A nil Logger is
+	// silent. The default value is nil.
+	Logger *slog.Logger
+
 	// FS is the filesystem the store lives on; tests use it to inject
 	// faults or simulate crashes. The default value is the operating
 	// system's filesystem.
@@ -62,6 +69,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.HardLimitFactor == 0 {
 		c.HardLimitFactor = defaultHardLimitFactor
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(discardHandler{})
 	}
 	if c.FS == nil {
 		if c.InMemory {
@@ -122,3 +132,11 @@ func (l IsolationLevel) String() string {
 	}
 	return fmt.Sprintf("IsolationLevel(%d)", int(l))
 }
+
+// discardHandler drops every record: the nil Logger.
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (h discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h discardHandler) WithGroup(string) slog.Handler           { return h }
