@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -399,5 +400,36 @@ func TestLoggerReportsRecovery(t *testing.T) {
 	mustGet(t, d, "k", "v")
 	if out := buf.String(); !strings.Contains(out, "torn tail") || !strings.Contains(out, "replayed") {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// TestMemTableBytesCountWhatIsHeld checks that the memtables' reported size
+// covers the memory they really keep alive (zero-copy memtables keep whole
+// batch buffers, spare capacity included), for single-write commits through
+// DB.Set and through transactions.
+func TestMemTableBytesCountWhatIsHeld(t *testing.T) {
+	for _, viaTxn := range []bool{false, true} {
+		d := openTest(t, "", &Options{InMemory: true, MemTableSize: 4 << 20})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := 0; i < 50_000; i++ {
+			k := []byte(fmt.Sprintf("key%08d", i))
+			if viaTxn {
+				tx := d.Begin(nil)
+				tx.Set(k, []byte("value"))
+				must(t, tx.Commit())
+			} else {
+				must(t, d.Set(k, []byte("value")))
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		reported := d.Metrics().MemTableBytes
+		if held > 2*reported {
+			t.Errorf("via txn %v: the heap grew by %d KiB, the memtables report %d KiB", viaTxn, held>>10, reported>>10)
+		}
+		runtime.KeepAlive(d)
 	}
 }

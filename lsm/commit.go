@@ -102,10 +102,12 @@ func (d *DB) runCommit(c *commitReq, noSync bool) error {
 	if c.count == 0 {
 		return nil
 	}
+	held := int64(0) // what the memtable will keep alive: whole arrays
 	for _, p := range c.parts {
 		c.size += int64(len(p))
+		held += int64(cap(p))
 	}
-	c.need = c.size + int64(c.count)*maxNodeSize
+	c.need = held + int64(c.count)*maxNodeSize
 	if c.need > maxCommitNeed {
 		return fmt.Errorf("%w: a commit of %d entries and %d bytes exceeds what one memtable can hold", ErrTxnTooLarge, c.count, c.size)
 	}

@@ -190,6 +190,7 @@ func (d *DB) applyOne(kind base.Kind, key, value []byte) error {
 	var b txn.Batch
 	var buf [64]byte
 	pkey := prefixKey(buf[:0], base.DefaultNamespace, key)
+	b.Grow(txn.MaxEntryOverhead + len(pkey) + len(value)) // the memtable keeps all of it
 	if kind == base.KindSet {
 		b.Set(pkey, value)
 	} else {

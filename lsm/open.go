@@ -267,7 +267,7 @@ func (r *replay) record(repr []byte, name string, end int64) error {
 		return base.CorruptionErrorf("%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next",
 			name, end, seq, count, r.lastSeq+1)
 	}
-	need := int64(len(repr)) + int64(count)*maxNodeSize
+	need := int64(cap(repr)) + int64(count)*maxNodeSize
 	if !r.mem.Empty() && r.mem.Size()+need > r.mem.Capacity() {
 		r.mems = append(r.mems, r.mem)
 		r.mem = newMemTable(r.d.opts.MemTableSize, need)

@@ -113,8 +113,9 @@ func New(capacity int64) *MemTable {
 }
 
 // Retain keeps a reference to data and returns its name for Add. data is not
-// copied: the caller must never modify it afterwards. Its length counts
-// against the capacity even if no entry refers to it. Writer side: not
+// copied: the caller must never modify it afterwards. Its capacity (the
+// whole array it keeps alive, not just its length) counts against the
+// memtable's capacity even if no entry refers to it. Writer side: not
 // concurrent with Add, Set or another Retain.
 func (m *MemTable) Retain(data []byte) BufRef {
 	w := &m.w
@@ -126,7 +127,7 @@ func (m *MemTable) Retain(data []byte) BufRef {
 	}
 	w.dir[w.nbufs] = data
 	w.nbufs++
-	w.retained += int64(len(data))
+	w.retained += int64(cap(data))
 	m.retained.Store(w.retained)
 	return BufRef(w.nbufs - 1)
 }
@@ -135,7 +136,7 @@ func (m *MemTable) Retain(data []byte) BufRef {
 func (m *MemTable) unretain() {
 	w := &m.w
 	w.nbufs--
-	w.retained -= int64(len(w.dir[w.nbufs]))
+	w.retained -= int64(cap(w.dir[w.nbufs]))
 	w.dir[w.nbufs] = nil
 	m.retained.Store(w.retained)
 }

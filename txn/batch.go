@@ -118,6 +118,23 @@ func (b *Batch) add(kind base.Kind, key, value []byte) error {
 	return nil
 }
 
+// Grow makes room for n more bytes of entries, so that writing them
+// allocates nothing more; a new batch gets exactly that room (the engine
+// keeps a committed batch's whole buffer, spare capacity included).
+func (b *Batch) Grow(n int) {
+	if b.data == nil {
+		b.data = make([]byte, HeaderSize, HeaderSize+n)
+		return
+	}
+	if cap(b.data)-len(b.data) < n {
+		b.data = growBuf(b.data, n)
+	}
+}
+
+// MaxEntryOverhead bounds the bytes a batch entry takes besides its key and
+// value (kind and two length varints), for sizing with Grow.
+const MaxEntryOverhead = 1 + 2*binary.MaxVarintLen32
+
 func (b *Batch) init() {
 	if b.data == nil {
 		b.data = make([]byte, HeaderSize, max(b.capHint, 256))

@@ -4,7 +4,7 @@ import "github.com/stratadb/strata/internal/base"
 
 const (
 	// initialBufSize is the capacity of a new overlay's first chunk.
-	initialBufSize = 512
+	initialBufSize = 128
 	// copyGrowLimit is the size up to which the first chunk grows by
 	// copying (doubling), so that small batches stay contiguous. Items keep
 	// referencing the old, smaller arrays, which at most add up to this.

@@ -267,9 +267,18 @@ func (o *Overlay) DeadBytes() int64 { return o.deadBytes }
 // length again with values near a MiB), the arrays that a small batch left
 // behind as it grew (at most 64 KiB in all), and whatever only snapshots
 // still reference after a Reset or a rewrite of the batch. Owner only.
+//
+// It also counts OverlayOverhead, the fixed cost of an overlay (its first
+// chunk, index root and slab), so that many small open transactions are
+// not undercounted.
 func (o *Overlay) ApproximateBytes() int64 {
-	return int64(o.buf.len()) + int64(o.mu.tree.Len())*ItemOverhead + o.deadEntries*entryMemSize
+	return OverlayOverhead + int64(o.buf.len()) + int64(o.mu.tree.Len())*ItemOverhead + o.deadEntries*entryMemSize
 }
+
+// OverlayOverhead is the memory an overlay holds before and besides its
+// entries: the first chunk of its batch, the root node of its index and its
+// first slab of index entries.
+const OverlayOverhead = initialBufSize + 1024 + 8*entryMemSize
 
 // EstimateWrite returns an upper bound of the growth of ApproximateBytes
 // that Set(key, value) would cause (Delete(key) causes no more than

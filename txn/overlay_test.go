@@ -155,7 +155,7 @@ func TestOverlayReset(t *testing.T) {
 	repr := bytes.Clone(o.Repr())
 	old := o.Repr()
 	o.Reset()
-	if o.Entries() != 0 || o.Count() != 0 || o.Len() != HeaderSize || o.ApproximateBytes() != HeaderSize {
+	if o.Entries() != 0 || o.Count() != 0 || o.Len() != HeaderSize || o.ApproximateBytes() != OverlayOverhead+HeaderSize {
 		t.Fatalf("after Reset: %d entries, count %d, len %d", o.Entries(), o.Count(), o.Len())
 	}
 	if err := o.Set([]byte("new"), []byte("value"), 1000); err != nil {
