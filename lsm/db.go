@@ -65,6 +65,8 @@ type DB struct {
 	}
 	uncommitted atomic.Int64
 	stamp       atomic.Uint64
+	// snapshots pins the sequence numbers of open snapshots and iterators.
+	snapshots snapshotList
 
 	stats dbStats
 }

@@ -163,6 +163,7 @@ func (it *Iterator) Close() error {
 	}
 	it.closed = true
 	it.valid = false
+	it.db.snapshots.remove(it.snap)
 	it.merge = mergingIter{}
 	it.memIters, it.ovIters, it.srcs = nil, nil, nil
 	return it.err

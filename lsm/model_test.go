@@ -70,14 +70,21 @@ func (m *model) uncommittedView() map[string]string {
 	return v
 }
 
+// modelSnap is an open snapshot with the committed data it must show.
+type modelSnap struct {
+	s    *Snapshot
+	data map[string]string
+}
+
 type modelRun struct {
-	t    *testing.T
-	rng  *rand.Rand
-	db   *DB
-	dir  string
-	opts *Options
-	m    model
-	keys int
+	snaps []modelSnap
+	t     *testing.T
+	rng   *rand.Rand
+	db    *DB
+	dir   string
+	opts  *Options
+	m     model
+	keys  int
 }
 
 func (r *modelRun) key() string { return fmt.Sprintf("key%04d", r.rng.IntN(r.keys)) }
@@ -201,6 +208,17 @@ func (r *modelRun) step(step int) {
 		}
 	case op < 95 && !r.opts.InMemory:
 		r.reopen(step)
+	case op < 97 && len(r.snaps) < 2:
+		s, err := r.db.NewSnapshot()
+		must(t, err)
+		r.snaps = append(r.snaps, modelSnap{s, m.view(nil)})
+	case op < 99 && len(r.snaps) > 0:
+		ms := r.snaps[rng.IntN(len(r.snaps))]
+		r.checkGet(fmt.Sprintf("step %d snapshot get", step), ms.s, r.key(), ms.data)
+		r.checkIter(fmt.Sprintf("step %d snapshot iter", step), ms.s, ms.data, nil)
+	case len(r.snaps) > 0:
+		must(t, r.snaps[0].s.Close())
+		r.snaps = r.snaps[1:]
 	}
 }
 
@@ -213,6 +231,10 @@ func (r *modelRun) reopen(step int) {
 		mt.t.Rollback()
 	}
 	r.m.open = nil
+	for _, ms := range r.snaps {
+		ms.s.Close()
+	}
+	r.snaps = nil
 	must(r.t, r.db.Close())
 	r.db = openTest(r.t, r.dir, r.opts)
 	r.checkAll(fmt.Sprintf("step %d reopen", step))

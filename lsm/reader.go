@@ -42,7 +42,7 @@ func (d *DB) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return d.newIterator(base.DefaultNamespace, o, nil), nil
+	return d.newIterator(base.DefaultNamespace, o, nil, d.visibleSeq.Load()), nil
 }
 
 // uncommittedReader reads committed data overlaid with the writes of every
@@ -91,22 +91,23 @@ func (r uncommittedReader) NewIterator(o *IterOptions) (*Iterator, error) {
 	// Snapshots are taken while the set of open transactions is fixed, so
 	// that a transaction committing meanwhile is seen either here or in the
 	// committed data.
-	it := d.newIterator(base.DefaultNamespace, o, ovs)
+	it := d.newIterator(base.DefaultNamespace, o, ovs, d.visibleSeq.Load())
 	d.txns.Unlock()
 	return it, nil
 }
 
 // newIterator builds an iterator over namespace ns: the given overlays
-// (snapshotted now) merged over the memtables at the current visible
-// sequence number.
-func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay) *Iterator {
+// (snapshotted now) merged over the committed data at sequence number
+// snap, which the caller read before calling (so that every memtable that
+// may hold a visible commit is included). The iterator pins snap until it
+// is closed.
+func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay, snap base.SeqNum) *Iterator {
 	it := &Iterator{db: d, ovIters: make([]overlayIter, len(ovs))}
 	for i, ov := range ovs {
 		it.ovIters[i].it.Init(ov.Snapshot())
 	}
-	// The sequence number is read before the memtables, so that every
-	// memtable that may hold a visible commit is included.
-	it.snap = d.visibleSeq.Load()
+	it.snap = snap
+	d.snapshots.add(snap)
 	mems := d.rs.Load().mems
 	it.memIters = make([]memIter, len(mems))
 	it.srcs = make([]internalIterator, 0, len(mems)+len(ovs))
@@ -162,7 +163,7 @@ func (d *DB) CommittedOffsets() map[string]int64 {
 	if d.check() != nil {
 		return offsets
 	}
-	it := d.newIterator(base.EngineNamespace, nil, nil)
+	it := d.newIterator(base.EngineNamespace, nil, nil, d.visibleSeq.Load())
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		if v := it.Value(); len(v) == 8 {

@@ -169,7 +169,7 @@ func (t *Txn) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	return t.db.newIterator(base.DefaultNamespace, o, []*txn.Overlay{t.ov}), nil
+	return t.db.newIterator(base.DefaultNamespace, o, []*txn.Overlay{t.ov}, t.db.visibleSeq.Load()), nil
 }
 
 // Commit makes the transaction's writes and offsets durable and visible, all

@@ -1,0 +1,114 @@
+package lsm
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/stratadb/strata/internal/base"
+)
+
+// Snapshot is a consistent, read-only view of the committed data as of the
+// moment it was taken: Get and NewIterator on it see exactly the commits
+// made before, however many commits follow. It pins the versions it needs
+// until Close, so close it when done. A Snapshot is safe for concurrent use.
+// After Close, or after the DB is closed, its methods return ErrClosed.
+type Snapshot struct {
+	db     *DB
+	seq    base.SeqNum
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ Reader = (*Snapshot)(nil)
+
+// snapshotList holds the sequence numbers pinned by open snapshots and
+// iterators, so that compaction keeps every version they may read.
+type snapshotList struct {
+	mu   sync.Mutex
+	seqs []base.SeqNum // sorted, with repeats
+}
+
+func (l *snapshotList) add(seq base.SeqNum) {
+	l.mu.Lock()
+	i, _ := slices.BinarySearch(l.seqs, seq)
+	l.seqs = slices.Insert(l.seqs, i, seq)
+	l.mu.Unlock()
+}
+
+func (l *snapshotList) remove(seq base.SeqNum) {
+	l.mu.Lock()
+	if i, ok := slices.BinarySearch(l.seqs, seq); ok {
+		l.seqs = slices.Delete(l.seqs, i, i+1)
+	}
+	l.mu.Unlock()
+}
+
+// list returns a copy of the pinned sequence numbers, ascending.
+func (l *snapshotList) list() []base.SeqNum {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.seqs)
+}
+
+// NewSnapshot pins the current committed state. On a closed DB it returns
+// ErrClosed.
+func (d *DB) NewSnapshot() (*Snapshot, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{db: d, seq: d.visibleSeq.Load()}
+	d.snapshots.add(s.seq)
+	return s, nil
+}
+
+// usable returns why s cannot be read, if it cannot.
+func (s *Snapshot) usable() error {
+	if s == nil {
+		return ErrClosed
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.db.check()
+}
+
+// Get returns a copy of key's value as of the snapshot, or ErrNotFound.
+func (s *Snapshot) Get(key []byte) ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	var buf [64]byte
+	v, err := s.db.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), s.seq)
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, len(v)), v...), nil
+}
+
+// NewIterator returns an iterator over the snapshot's data.
+func (s *Snapshot) NewIterator(o *IterOptions) (*Iterator, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	return s.db.newIterator(base.DefaultNamespace, o, nil, s.seq), nil
+}
+
+// Seq returns the sequence number the snapshot reads at.
+func (s *Snapshot) Seq() uint64 { return s.seq }
+
+// Close releases the snapshot. Closing twice is harmless.
+func (s *Snapshot) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.db.snapshots.remove(s.seq)
+	}
+	return nil
+}
