@@ -150,25 +150,11 @@ const testLogNum = 0x1_0000_0007 // high bits are not stored
 // offset of each record.
 func writeLog(t testing.TB, recs [][]byte) ([]byte, []int64) {
 	t.Helper()
-	fs := vfs.NewMem()
-	f, err := fs.Create("000007.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := NewWriter(f, testLogNum)
-	ends := make([]int64, len(recs))
+	parts := make([][][]byte, len(recs))
 	for i, rec := range recs {
-		if ends[i], err = w.Append(rec); err == nil {
-			err = w.Flush(ends[i], true)
-		}
-		if err != nil {
-			t.Fatalf("record %d: %v", i, err)
-		}
+		parts[i] = [][]byte{rec}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return readFile(t, fs, "000007.log"), ends
+	return writeLogParts(t, parts)
 }
 
 // readFile returns the contents of a file of fs.
