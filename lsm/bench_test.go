@@ -82,71 +82,46 @@ func BenchmarkTxnGet(b *testing.B) {
 	for i := 0; i < 10_000; i++ {
 		t.Set(benchKey(kb, uint64(n+i)), benchValue)
 	}
-	b.Run("overlay-hit", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, uint64(n+i%10_000))
-			if _, err := t.Get(kb); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("store-hit", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, scramble(uint64(i))%n)
-			if _, err := t.Get(kb); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	var vb []byte
-	b.Run("overlay-hit-append", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, uint64(n+i%10_000))
-			var err error
-			if vb, err = t.AppendValue(vb[:0], kb); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("store-hit-append", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, scramble(uint64(i))%n)
-			var err error
-			if vb, err = t.AppendValue(vb[:0], kb); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	overlayKey := func(i int) uint64 { return uint64(n + i%10_000) }
+	storeKey := func(i int) uint64 { return scramble(uint64(i)) % n }
+	b.Run("overlay-hit", func(b *testing.B) { benchGets(b, t, overlayKey, false) })
+	b.Run("store-hit", func(b *testing.B) { benchGets(b, t, storeKey, false) })
+	b.Run("overlay-hit-append", func(b *testing.B) { benchGets(b, t, overlayKey, true) })
+	b.Run("store-hit-append", func(b *testing.B) { benchGets(b, t, storeKey, true) })
 }
 
 func BenchmarkDBGet(b *testing.B) {
 	d := benchDB(b, &Options{InMemory: true})
 	const n = 1_000_000
 	loadDB(b, d, n)
+	key := func(i int) uint64 { return scramble(uint64(i)) % n }
+	b.Run("copy", func(b *testing.B) { benchGets(b, d, key, false) })
+	b.Run("append", func(b *testing.B) { benchGets(b, d, key, true) })
+}
+
+// valueAppender is a reader with the allocation-free read.
+type valueAppender interface {
+	Reader
+	AppendValue(dst, key []byte) ([]byte, error)
+}
+
+// benchGets reads the keys keyOf(0..b.N-1), with Get (a copy per read) or
+// with AppendValue into one reused buffer.
+func benchGets(b *testing.B, r valueAppender, keyOf func(int) uint64, appendValue bool) {
 	var kb, vb []byte
-	b.Run("copy", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, scramble(uint64(i))%n)
-			if _, err := d.Get(kb); err != nil {
-				b.Fatal(err)
-			}
+	var err error
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		kb = benchKey(kb, keyOf(i))
+		if appendValue {
+			vb, err = r.AppendValue(vb[:0], kb)
+		} else {
+			_, err = r.Get(kb)
 		}
-	})
-	b.Run("append", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			kb = benchKey(kb, scramble(uint64(i))%n)
-			var err error
-			if vb, err = d.AppendValue(vb[:0], kb); err != nil {
-				b.Fatal(err)
-			}
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+	}
 }
 
 // BenchmarkCommit commits transactions of 100 and 10,000 writes of 100-byte
