@@ -130,22 +130,13 @@ func (d *DB) Close() error {
 }
 
 // Get returns a copy of the committed value of key, or ErrNotFound.
-func (d *DB) Get(key []byte) ([]byte, error) {
-	v, err := d.get(key)
-	if err != nil {
-		return nil, err
-	}
-	return append(make([]byte, 0, len(v)), v...), nil
-}
+func (d *DB) Get(key []byte) ([]byte, error) { return copyValue(d.get(key)) }
 
 // AppendValue appends the committed value of key to dst and returns the
 // extended slice, or ErrNotFound. With room in dst it allocates nothing.
 func (d *DB) AppendValue(dst, key []byte) ([]byte, error) {
 	v, err := d.get(key)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, v...), nil
+	return appendValue(dst, v, err)
 }
 
 // get returns the committed value of key, aliasing the store's memory.
@@ -153,8 +144,32 @@ func (d *DB) get(key []byte) ([]byte, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
+	return d.getAt(key, d.visibleSeq.Load())
+}
+
+// getAt returns the committed value of key in the default namespace as of
+// seq, aliasing the store's memory.
+func (d *DB) getAt(key []byte, seq base.SeqNum) ([]byte, error) {
 	var buf [64]byte
-	return d.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), d.visibleSeq.Load())
+	return d.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), seq)
+}
+
+// copyValue returns a copy of a value a lookup returned, for the Get
+// methods, which hand out memory the caller owns.
+func copyValue(v []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, len(v)), v...), nil
+}
+
+// appendValue appends a value a lookup returned to dst, for the
+// AppendValue methods.
+func appendValue(dst, v []byte, err error) ([]byte, error) {
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
 }
 
 // getCommitted returns the newest value of the prefixed key at or below

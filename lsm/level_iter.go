@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"bytes"
+	"sort"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/manifest"
@@ -82,31 +83,13 @@ func (l *levelIter) init(opener tableOpener, files []*manifest.FileMetadata, low
 // is >= key, or len(files): the first file that may hold key or a key
 // after it.
 func firstLargestGE(files []*manifest.FileMetadata, key []byte) int {
-	lo, hi := 0, len(files)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(files[mid].Largest.UserKey, key) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
+	return sort.Search(len(files), func(i int) bool { return bytes.Compare(files[i].Largest.UserKey, key) >= 0 })
 }
 
 // firstSmallestGE returns the index of the first file whose smallest user
 // key is >= key, or len(files): every earlier file holds a key below key.
 func firstSmallestGE(files []*manifest.FileMetadata, key []byte) int {
-	lo, hi := 0, len(files)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(files[mid].Smallest.UserKey, key) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
+	return sort.Search(len(files), func(i int) bool { return bytes.Compare(files[i].Smallest.UserKey, key) >= 0 })
 }
 
 // open makes files[i] the open table, with an unpositioned iterator over

@@ -77,29 +77,27 @@ func (m *mergingIter) push(i int, it internalIterator) {
 }
 
 // Next advances the smallest source. Only valid when moving forward.
-func (m *mergingIter) Next() bool {
-	if len(m.heap) == 0 {
-		return false
-	}
-	top := m.heap[0]
-	if it := m.iters[top]; it.Next() {
-		m.keys[top] = it.Key()
-	} else {
-		m.pop()
-	}
-	if len(m.heap) > 1 {
-		m.down(0)
-	}
-	return len(m.heap) > 0
-}
+func (m *mergingIter) Next() bool { return m.step(true) }
 
 // Prev moves back the largest source. Only valid when moving backward.
-func (m *mergingIter) Prev() bool {
+func (m *mergingIter) Prev() bool { return m.step(false) }
+
+// step moves the top source forward or backward and restores the heap. A
+// flag rather than a function value keeps the per-key cost to the source's
+// own call.
+func (m *mergingIter) step(forward bool) bool {
 	if len(m.heap) == 0 {
 		return false
 	}
 	top := m.heap[0]
-	if it := m.iters[top]; it.Prev() {
+	it := m.iters[top]
+	var ok bool
+	if forward {
+		ok = it.Next()
+	} else {
+		ok = it.Prev()
+	}
+	if ok {
 		m.keys[top] = it.Key()
 	} else {
 		m.pop()

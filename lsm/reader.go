@@ -67,15 +67,13 @@ func (r uncommittedReader) Get(key []byte) ([]byte, error) {
 		}
 	}
 	d.txns.Unlock()
-	if !found {
-		var err error
-		if best, err = d.getCommitted(pkey, d.visibleSeq.Load()); err != nil {
-			return nil, err
-		}
-	} else if bestKind == base.KindDelete {
+	switch {
+	case !found:
+		return copyValue(d.getCommitted(pkey, d.visibleSeq.Load()))
+	case bestKind == base.KindDelete:
 		return nil, ErrNotFound
 	}
-	return append(make([]byte, 0, len(best)), best...), nil
+	return copyValue(best, nil)
 }
 
 func (r uncommittedReader) NewIterator(o *IterOptions) (*Iterator, error) {

@@ -80,12 +80,7 @@ func (s *Snapshot) Get(key []byte) ([]byte, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	var buf [64]byte
-	v, err := s.db.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), s.seq)
-	if err != nil {
-		return nil, err
-	}
-	return append(make([]byte, 0, len(v)), v...), nil
+	return copyValue(s.db.getAt(key, s.seq))
 }
 
 // NewIterator returns an iterator over the snapshot's data.

@@ -61,22 +61,13 @@ func (t *Txn) usable() error {
 // Get returns a copy of key's value as this transaction sees it: its own
 // writes first, then the committed data. It returns ErrNotFound if the key
 // has no value.
-func (t *Txn) Get(key []byte) ([]byte, error) {
-	v, err := t.get(key)
-	if err != nil {
-		return nil, err
-	}
-	return append(make([]byte, 0, len(v)), v...), nil
-}
+func (t *Txn) Get(key []byte) ([]byte, error) { return copyValue(t.get(key)) }
 
 // AppendValue appends key's value, as Get sees it, to dst and returns the
 // extended slice, or ErrNotFound. With room in dst it allocates nothing.
 func (t *Txn) AppendValue(dst, key []byte) ([]byte, error) {
 	v, err := t.get(key)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, v...), nil
+	return appendValue(dst, v, err)
 }
 
 // get returns key's value as the transaction sees it, aliasing memory the
@@ -100,25 +91,21 @@ func (t *Txn) get(key []byte) ([]byte, error) {
 // hard limit of uncommitted bytes it fails with ErrTxnTooLarge and the
 // transaction stays as it was.
 func (t *Txn) Set(key, value []byte) error {
-	if err := t.usable(); err != nil {
+	if err := t.writable(key, value); err != nil {
 		return err
 	}
-	if err := checkSizes(key, value); err != nil {
-		return err
-	}
-	return t.write(base.DefaultNamespace, base.KindSet, key, value)
+	t.keyBuf = prefixKey(t.keyBuf[:0], base.DefaultNamespace, key)
+	return t.write(base.KindSet, value)
 }
 
 // Delete removes key in the transaction. Deleting a missing key is not an
 // error.
 func (t *Txn) Delete(key []byte) error {
-	if err := t.usable(); err != nil {
+	if err := t.writable(key, nil); err != nil {
 		return err
 	}
-	if err := checkSizes(key, nil); err != nil {
-		return err
-	}
-	return t.write(base.DefaultNamespace, base.KindDelete, key, nil)
+	t.keyBuf = prefixKey(t.keyBuf[:0], base.DefaultNamespace, key)
+	return t.write(base.KindDelete, nil)
 }
 
 // SetOffset stages the changelog offset of name (a topic partition, say).
@@ -126,22 +113,31 @@ func (t *Txn) Delete(key []byte) error {
 // CommittedOffset reports it once the transaction has committed. Setting an
 // offset twice keeps the last value.
 func (t *Txn) SetOffset(name string, offset int64) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
 	if len(name) > MaxKeySize {
 		return fmt.Errorf("%w: offset name of %d bytes", ErrKeyTooLarge, len(name))
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(offset))
-	return t.write(base.EngineNamespace, base.KindSet, []byte(name), v[:])
+	t.keyBuf = append(base.AppendNamespace(t.keyBuf[:0], base.EngineNamespace), name...)
+	return t.write(base.KindSet, v[:])
 }
 
-// write applies one write to the overlay, keeping the DB's count of
-// uncommitted bytes.
-func (t *Txn) write(ns base.NamespaceID, kind base.Kind, key, value []byte) error {
+// writable returns why key = value cannot be written, if it cannot.
+func (t *Txn) writable(key, value []byte) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
+	return checkSizes(key, value)
+}
+
+// write applies one write of the prefixed key in t.keyBuf to the overlay,
+// keeping the DB's count of uncommitted bytes. The caller checked that t is
+// usable.
+func (t *Txn) write(kind base.Kind, value []byte) error {
 	d := t.db
-	t.keyBuf = prefixKey(t.keyBuf[:0], ns, key)
 	est := t.ov.EstimateWrite(t.keyBuf, value)
 	if hard := d.hardLimit(); d.uncommitted.Add(est) > hard {
 		d.uncommitted.Add(-est)
