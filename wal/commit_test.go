@@ -343,23 +343,30 @@ func checkConcurrentLog(t *testing.T, data []byte, sizes [][]int) {
 	}
 }
 
-// TestNoAllocs checks that a steady-state commit allocates nothing.
+// TestNoAllocs checks that a steady-state commit allocates nothing, with
+// Append and with AppendParts.
 func TestNoAllocs(t *testing.T) {
-	w := NewWriter(nullFile{}, 1)
 	rec := make([]byte, 100)
-	commit := func() {
-		end, err := w.Append(rec)
-		if err == nil {
-			err = w.Flush(end, true)
+	parts := [][]byte{make([]byte, 12), nil, make([]byte, 300), make([]byte, 5000)}
+	for name, appendRec := range map[string]func(*Writer) (int64, error){
+		"Append":      func(w *Writer) (int64, error) { return w.Append(rec) },
+		"AppendParts": func(w *Writer) (int64, error) { return w.AppendParts(parts) },
+	} {
+		w := NewWriter(nullFile{}, 1)
+		commit := func() {
+			end, err := appendRec(w)
+			if err == nil {
+				err = w.Flush(end, true)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err != nil {
-			t.Fatal(err)
+		for range 100 {
+			commit()
 		}
-	}
-	for range 100 {
-		commit()
-	}
-	if n := testing.AllocsPerRun(1000, commit); n != 0 {
-		t.Fatalf("%v allocations per commit, want 0", n)
+		if n := testing.AllocsPerRun(1000, commit); n != 0 {
+			t.Fatalf("%s: %v allocations per commit, want 0", name, n)
+		}
 	}
 }

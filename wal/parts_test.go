@@ -146,28 +146,6 @@ func TestAppendPartsClosed(t *testing.T) {
 	}
 }
 
-// TestAppendPartsNoAllocs checks that a steady-state commit of a record in
-// parts allocates nothing.
-func TestAppendPartsNoAllocs(t *testing.T) {
-	w := NewWriter(nullFile{}, 1)
-	parts := [][]byte{make([]byte, 12), nil, make([]byte, 300), make([]byte, 5000)}
-	commit := func() {
-		end, err := w.AppendParts(parts)
-		if err == nil {
-			err = w.Flush(end, true)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 100 {
-		commit()
-	}
-	if n := testing.AllocsPerRun(1000, commit); n != 0 {
-		t.Fatalf("%v allocations per commit, want 0", n)
-	}
-}
-
 // BenchmarkAppendParts is one goroutine's AppendParts + Flush(no sync) of a
 // record in parts to a file that discards writes, against Append of the
 // same bytes whole: framing from parts costs what framing one slice does.
