@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/memtable"
 )
 
 // overlaySeqBase is the sequence number given to the writes of open
@@ -24,7 +25,7 @@ const overlaySeqBase base.SeqNum = 1 << 55
 type Iterator struct {
 	db        *DB
 	merge     mergingIter
-	memIters  []memIter
+	memIters  []memtable.Iter
 	ovIters   []overlayIter
 	srcs      []internalIterator
 	snap      base.SeqNum

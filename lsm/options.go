@@ -1,7 +1,6 @@
 package lsm
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -71,14 +70,10 @@ func (o *Options) withDefaults() Options {
 		c.HardLimitFactor = defaultHardLimitFactor
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(discardHandler{})
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.FS == nil {
-		if c.InMemory {
-			c.FS = vfs.NewMem()
-		} else {
-			c.FS = vfs.Default
-		}
+		c.FS = vfs.Default // an in-memory store uses no filesystem
 	}
 	return c
 }
@@ -132,11 +127,3 @@ func (l IsolationLevel) String() string {
 	}
 	return fmt.Sprintf("IsolationLevel(%d)", int(l))
 }
-
-// discardHandler drops every record: the nil Logger.
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (h discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h discardHandler) WithGroup(string) slog.Handler           { return h }

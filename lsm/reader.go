@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/memtable"
 	"github.com/stratadb/strata/txn"
 )
 
@@ -107,13 +108,13 @@ func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay
 	it.snap = snap
 	d.snapshots.add(snap)
 	mems := d.rs.Load().mems
-	it.memIters = make([]memIter, len(mems))
+	it.memIters = make([]memtable.Iter, len(mems))
 	it.srcs = make([]internalIterator, 0, len(mems)+len(ovs))
 	for i := range it.ovIters {
 		it.srcs = append(it.srcs, &it.ovIters[i])
 	}
 	for i, m := range mems {
-		m.InitIter(&it.memIters[i].Iter)
+		m.InitIter(&it.memIters[i])
 		it.srcs = append(it.srcs, &it.memIters[i])
 	}
 	it.merge.init(it.srcs)

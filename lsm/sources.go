@@ -6,11 +6,6 @@ import (
 	"github.com/stratadb/strata/txn"
 )
 
-// memIter reads a memtable; its methods already match internalIterator.
-type memIter struct {
-	memtable.Iter
-}
-
 // overlayIter reads a snapshot of a transaction's overlay as internal keys:
 // each write gets the sequence number overlaySeqBase+stamp, newer than any
 // commit, and ordered among transactions by stamp.
@@ -32,6 +27,6 @@ func (o *overlayIter) Key() base.InternalKey {
 }
 
 var (
-	_ internalIterator = (*memIter)(nil)
+	_ internalIterator = (*memtable.Iter)(nil)
 	_ internalIterator = (*overlayIter)(nil)
 )
