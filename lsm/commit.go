@@ -111,6 +111,9 @@ func (d *DB) runCommit(c *commitReq, noSync bool) error {
 	if c.need > maxCommitNeed {
 		return fmt.Errorf("%w: a commit of %d entries and %d bytes exceeds what one memtable can hold", ErrTxnTooLarge, c.count, c.size)
 	}
+	if d.slowdown.on.Load() {
+		d.throttle(c.size)
+	}
 	end, log, err := d.enqueue(c)
 	if err != nil {
 		return err
@@ -141,6 +144,11 @@ func (d *DB) enqueue(c *commitReq) (end int64, log *wal.Writer, err error) {
 		return 0, nil, err
 	}
 	if !d.commit.slot.fits(c.need) {
+		if !d.commit.slot.unused() {
+			if err := d.stallLocked(); err != nil {
+				return 0, nil, err
+			}
+		}
 		if err := d.rotateLocked(c.need); err != nil {
 			return 0, nil, d.fail(err)
 		}

@@ -17,7 +17,8 @@ import (
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/vfs"
-	"github.com/stratadb/strata/memtable"
+	"github.com/stratadb/strata/manifest"
+	"github.com/stratadb/strata/sstable"
 	"github.com/stratadb/strata/txn"
 	"github.com/stratadb/strata/wal"
 )
@@ -43,11 +44,52 @@ type DB struct {
 	// WAL in sequence order, and rotates memtables and WAL files.
 	commit struct {
 		sync.Mutex
-		nextSeq  base.SeqNum
-		slot     *memSlot // the active memtable
-		log      *wal.Writer
-		logNum   uint64
-		nextFile uint64
+		nextSeq base.SeqNum
+		slot    *memSlot // the active memtable
+		log     *wal.Writer
+		logNum  uint64
+	}
+	// mu guards the version set, the memtables waiting to be flushed and
+	// the background work. Lock order: d.commit's mutex, then mu.
+	mu struct {
+		sync.Mutex
+		// cond is broadcast when a flush or compaction ends, when the DB
+		// fails and when it closes: stalled writers and idle background
+		// goroutines wait on it.
+		cond     sync.Cond
+		current  *manifest.Version
+		state    manifest.State
+		manifest *manifest.Writer // nil for an in-memory store
+		// imm are the full memtables waiting to be flushed, oldest first.
+		imm []*flushable
+		// activeLog is the WAL of the active memtable.
+		activeLog uint64
+		flushing  bool
+		// compacting is set while a compaction (background or DB.Compact)
+		// runs: one at a time.
+		compacting bool
+		closing    bool
+		// compactPointer is, per level, the largest key of the last table
+		// compacted out of it: the next one starts after it.
+		compactPointer [manifest.NumLevels][]byte
+		// flushes and compactions count the work done, for DB.Flush and
+		// DB.Compact to wait on.
+		flushes, compactions int64
+	}
+	// fileNum is the next file number: WALs, tables and manifests share it.
+	fileNum atomic.Uint64
+	cache   *sstable.Cache
+	tables  *sstable.TableCache
+	// bg tracks the background goroutines; closingFlag tells a running
+	// compaction to stop.
+	bg          sync.WaitGroup
+	closingFlag atomic.Bool
+	// slowdown holds commits to Options.DelayedWriteRate while level 0 is
+	// deep (see throttle).
+	slowdown struct {
+		on   atomic.Bool
+		mu   sync.Mutex
+		debt int64
 	}
 	// applyMu makes the memtable single-writer.
 	applyMu sync.Mutex
@@ -71,17 +113,17 @@ type DB struct {
 	stats dbStats
 }
 
-// readState is an immutable list of the memtables that hold the store,
-// newest first.
-type readState struct {
-	mems []*memtable.MemTable
-}
-
 // dbStats counts what Metrics reports.
 type dbStats struct {
 	commits     atomic.Int64
 	commitBytes atomic.Int64
 	rotations   atomic.Int64
+
+	flushes, flushBytes                     atomic.Int64
+	compactions, compactBytesIn, compactOut atomic.Int64
+	trivialMoves                            atomic.Int64
+	tablesDeleted, manifestRolls            atomic.Int64
+	stallNanos, slowdownNanos, stalls       atomic.Int64
 }
 
 // check returns ErrClosed for a nil or closed DB.
@@ -103,19 +145,38 @@ func (d *DB) writable() error {
 	return nil
 }
 
-// fail turns the DB read-only after a WAL failure and returns the error to
-// give the caller.
+// fail turns the DB read-only after a WAL, manifest or flush failure and
+// returns the error to give the caller. It wakes the writers stalled on
+// d.mu.cond; the caller must not hold d.mu (see failLocked).
 func (d *DB) fail(err error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failLocked(err)
+}
+
+// setFailed records the first failure and returns the error to give the
+// caller.
+func (d *DB) setFailed(err error) error {
 	d.readOnly.CompareAndSwap(nil, &err)
 	return fmt.Errorf("%w: %w", ErrReadOnly, err)
 }
 
-// Close flushes and syncs the WAL and releases the store. Transactions still
-// open can no longer commit. Close is idempotent.
+// Close stops the background flush and compaction (a running one is
+// abandoned: its work is redone after the next Open), syncs and closes the
+// WAL and the manifest, and releases the store. Transactions still open can
+// no longer commit; iterators and snapshots still open stop working.
+// Memtables are not flushed: the WAL holds them. If a failure made the store
+// read-only, Close returns it. Close is idempotent.
 func (d *DB) Close() error {
 	if d == nil || !d.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	d.closingFlag.Store(true)
+	d.mu.Lock()
+	d.mu.closing = true
+	d.mu.cond.Broadcast()
+	d.mu.Unlock()
+	d.bg.Wait()
 	d.commit.Lock()
 	var err error
 	if d.commit.log != nil {
@@ -123,8 +184,20 @@ func (d *DB) Close() error {
 		d.commit.log = nil
 	}
 	d.commit.Unlock()
+	d.mu.Lock()
+	if d.mu.manifest != nil {
+		err = errors.Join(err, d.mu.manifest.Close())
+		d.mu.manifest = nil
+	}
+	d.mu.Unlock()
+	if d.tables != nil {
+		err = errors.Join(err, d.tables.Close())
+	}
 	if d.lock != nil {
 		err = errors.Join(err, d.lock.Close())
+	}
+	if p := d.readOnly.Load(); p != nil && err == nil {
+		err = fmt.Errorf("%w: %w", ErrReadOnly, *p)
 	}
 	return err
 }
@@ -144,14 +217,14 @@ func (d *DB) get(key []byte) ([]byte, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return d.getAt(key, d.visibleSeq.Load())
+	return d.getAt(key, seqLatest)
 }
 
 // getAt returns the committed value of key in the default namespace as of
-// seq, aliasing the store's memory.
+// seq (seqLatest: the newest), aliasing the store's memory.
 func (d *DB) getAt(key []byte, seq base.SeqNum) ([]byte, error) {
 	var buf [64]byte
-	return d.getCommitted(prefixKey(buf[:0], base.DefaultNamespace, key), seq)
+	return d.getCommitted(base.DefaultNamespace, prefixKey(buf[:0], base.DefaultNamespace, key), seq)
 }
 
 // copyValue returns a copy of a value a lookup returned, for the Get
@@ -170,20 +243,6 @@ func appendValue(dst, v []byte, err error) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, v...), nil
-}
-
-// getCommitted returns the newest value of the prefixed key at or below
-// seq. The result aliases the memtable.
-func (d *DB) getCommitted(pkey []byte, seq base.SeqNum) ([]byte, error) {
-	for _, m := range d.rs.Load().mems {
-		if v, kind, ok := m.Get(pkey, seq); ok {
-			if kind == base.KindDelete {
-				return nil, ErrNotFound
-			}
-			return v, nil
-		}
-	}
-	return nil, ErrNotFound
 }
 
 // Set commits key = value as a transaction of its own.

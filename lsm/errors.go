@@ -35,4 +35,8 @@ var (
 	// ErrLocked is returned by Open when another process (or another DB in
 	// this process) has the store open.
 	ErrLocked = errors.New("lsm: store is locked by another process")
+
+	// ErrNamespaceDropped is returned by the methods of a Namespace that
+	// has been dropped.
+	ErrNamespaceDropped = errors.New("lsm: namespace dropped")
 )

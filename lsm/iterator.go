@@ -28,6 +28,9 @@ type Iterator struct {
 	memIters  []memtable.Iter
 	ovIters   []overlayIter
 	srcs      []internalIterator
+	closers   []func() // release the table sources
+	rs        *readState
+	ns        base.NamespaceID
 	snap      base.SeqNum
 	lower     []byte // prefixed, inclusive
 	upper     []byte // prefixed, exclusive
@@ -164,9 +167,12 @@ func (it *Iterator) Close() error {
 	}
 	it.closed = true
 	it.valid = false
-	it.db.snapshots.remove(it.snap)
+	for _, c := range it.closers {
+		c()
+	}
+	it.rs.unref()
 	it.merge = mergingIter{}
-	it.memIters, it.ovIters, it.srcs = nil, nil, nil
+	it.memIters, it.ovIters, it.srcs, it.closers, it.rs = nil, nil, nil, nil, nil
 	return it.err
 }
 

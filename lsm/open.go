@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/vfs"
+	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/memtable"
+	"github.com/stratadb/strata/sstable"
 	"github.com/stratadb/strata/txn"
 	"github.com/stratadb/strata/wal"
 )
@@ -36,14 +39,17 @@ func parseLogFileName(name string) (uint64, bool) {
 }
 
 // Open opens the store in dirname, creating the directory and an empty store
-// if needed, and recovers every committed transaction from its WAL files. A
-// nil opts means the defaults. With Options.InMemory, dirname only names the
-// store in errors.
+// if needed: it loads the manifest (which tables make up the store) and
+// recovers every committed transaction from the WAL files the tables do not
+// cover. A nil opts means the defaults. With Options.InMemory, dirname only
+// names the store in errors.
 //
 // Only one DB may have a directory open at a time: a second Open fails with
 // an error wrapping ErrLocked. Damage to the WAL other than a torn tail of
-// the newest file fails Open with an error wrapping ErrCorruption that names
-// the file and offset.
+// the newest file, or to the manifest, fails Open with an error wrapping
+// ErrCorruption that names the file and offset. Open's time is bounded by
+// the WAL files still to replay (at most a few memtables) and the manifest,
+// not by the size of the store: tables are opened when first read.
 func Open(dirname string, opts *Options) (*DB, error) {
 	o := opts.withDefaults()
 	if err := o.validate(); err != nil {
@@ -57,6 +63,7 @@ func Open(dirname string, opts *Options) (*DB, error) {
 	}
 	d := &DB{dirname: dirname, opts: o, fs: o.FS}
 	d.txns.open = make(map[*Txn]struct{})
+	d.mu.cond.L = &d.mu.Mutex
 	if o.InMemory {
 		d.initInMemory()
 		return d, nil
@@ -64,22 +71,36 @@ func Open(dirname string, opts *Options) (*DB, error) {
 	if err := d.lockDir(); err != nil {
 		return nil, err
 	}
+	d.cache = sstable.NewCache(o.BlockCacheSize)
+	d.tables = sstable.NewTableCache(d.fs, d.dirname, o.MaxOpenTables, d.cache, tableFileName)
 	if err := d.recover(); err != nil {
 		if d.commit.log != nil {
 			d.commit.log.Close()
 		}
+		if d.mu.manifest != nil {
+			d.mu.manifest.Close()
+		}
+		d.tables.Close()
 		d.lock.Close()
 		return nil, fmt.Errorf("lsm: open %s: %w", dirname, err)
+	}
+	d.bg.Add(1)
+	go d.flushLoop()
+	if !o.DisableAutomaticCompactions {
+		d.bg.Add(1)
+		go d.compactLoop()
 	}
 	return d, nil
 }
 
 // initInMemory starts an empty store that lives only in memory: commits
-// skip the WAL.
+// skip the WAL, and memtables are never flushed.
 func (d *DB) initInMemory() {
 	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.commit.nextSeq = 1
-	d.rs.Store(&readState{mems: []*memtable.MemTable{d.commit.slot.mem}})
+	v, _ := manifest.NewBuilder(nil).Build()
+	d.mu.current = v
+	d.installReadStateLocked([]*memtable.MemTable{d.commit.slot.mem})
 }
 
 // lockDir creates the directory if needed and takes its lock file.
@@ -135,25 +156,68 @@ func (d *DB) makeDir() error {
 
 func (d *DB) path(name string) string { return d.fs.PathJoin(d.dirname, name) }
 
-// recover replays the WAL files in order into memtables, drops a torn tail
-// of the newest one, and starts a new WAL file.
-func (d *DB) recover() error {
+// storeFiles lists the files of a store directory by kind.
+type storeFiles struct {
+	logs, tables, manifests []uint64 // sorted
+	current                 bool
+	maxNum                  uint64
+}
+
+// listStore lists the store directory.
+func (d *DB) listStore() (storeFiles, error) {
+	var sf storeFiles
 	names, err := d.fs.List(d.dirname)
+	if err != nil {
+		return sf, err
+	}
+	for _, name := range names {
+		var n uint64
+		var ok bool
+		if n, ok = parseLogFileName(name); ok {
+			sf.logs = append(sf.logs, n)
+		} else if n, ok = parseNumbered(name, tableSuffix); ok {
+			sf.tables = append(sf.tables, n)
+		} else if n, ok = manifest.ParseFileName(name); ok {
+			sf.manifests = append(sf.manifests, n)
+		} else if name == manifest.CurrentName {
+			sf.current = true
+		}
+		if ok {
+			sf.maxNum = max(sf.maxNum, n)
+		}
+	}
+	slices.Sort(sf.logs)
+	slices.Sort(sf.tables)
+	slices.Sort(sf.manifests)
+	return sf, nil
+}
+
+// recover loads the manifest (or starts the store's first one), replays the
+// WAL files it does not cover into memtables queued for flush, drops a torn
+// tail of the newest one, starts a new manifest and a new WAL file, and
+// removes the files the store no longer uses.
+func (d *DB) recover() error {
+	sf, err := d.listStore()
 	if err != nil {
 		return err
 	}
+	v, s, err := d.loadManifest(sf)
+	if err != nil {
+		return err
+	}
+	d.mu.current, d.mu.state = v, s
+	d.fileNum.Store(max(s.NextFileNumber, sf.maxNum+1))
 	var logs []uint64
-	for _, name := range names {
-		if n, ok := parseLogFileName(name); ok {
-			logs = append(logs, n)
+	for _, num := range sf.logs {
+		if num >= s.LogNumber {
+			logs = append(logs, num)
 		}
 	}
-	slices.Sort(logs)
 	newest, err := d.newestLog(logs)
 	if err != nil {
 		return err
 	}
-	r := replay{d: d, mem: memtable.New(d.opts.MemTableSize)}
+	r := replay{d: d, lastSeq: s.LastSeqNum, floor: s.LastSeqNum}
 	var empty []uint64
 	for i, num := range logs {
 		records, err := r.log(num, i >= newest)
@@ -164,27 +228,91 @@ func (d *DB) recover() error {
 			empty = append(empty, num)
 		}
 	}
-	r.mems = append(r.mems, r.mem)
-	slices.Reverse(r.mems)
-	d.rs.Store(&readState{mems: r.mems})
+	d.mu.imm = r.flushables
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
-	d.commit.slot = &memSlot{mem: r.mem}
-	d.commit.nextFile = 1
-	if len(logs) > 0 {
-		d.commit.nextFile = logs[len(logs)-1] + 1
+	if err := d.startManifest(); err != nil {
+		return err
 	}
 	if err := d.newLog(); err != nil {
 		return err
 	}
-	// Logs with no record hold nothing; remove them so that reopening does
-	// not pile up empty files. The new log is durable first.
-	for _, num := range empty {
-		if err := d.fs.Remove(d.path(logFileName(num))); err != nil {
+	d.mu.activeLog = d.commit.logNum
+	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
+	d.installReadStateLocked(d.memsLocked(d.commit.slot.mem))
+	d.updateSlowdownLocked()
+	return d.removeObsoleteFiles(sf, empty)
+}
+
+// loadManifest loads the version set that CURRENT names. A directory
+// without CURRENT is a new store if it holds no WAL and no table (a crash
+// while creating the store may have left a manifest that CURRENT never
+// named); otherwise it is damaged, never silently emptied.
+func (d *DB) loadManifest(sf storeFiles) (*manifest.Version, manifest.State, error) {
+	v, s, _, err := manifest.Load(d.fs, d.dirname, newManifestRecordReader)
+	if err == nil {
+		d.opts.Logger.Info("recovery loaded the manifest", "state", s.String())
+		return v, s, nil
+	}
+	if sf.current || !errors.Is(err, os.ErrNotExist) {
+		return nil, manifest.State{}, err
+	}
+	if len(sf.logs) > 0 || len(sf.tables) > 0 {
+		return nil, manifest.State{}, base.CorruptionErrorf(
+			"lsm: %s holds %d WAL files and %d tables but no %s", d.dirname, len(sf.logs), len(sf.tables), manifest.CurrentName)
+	}
+	v, err = manifest.NewBuilder(nil).Build()
+	return v, manifest.State{NextFileNumber: 1}, err
+}
+
+// startManifest writes a new manifest holding the recovered version and
+// makes it current: the loaded one, whose tail may be torn, is never
+// appended to.
+func (d *DB) startManifest() error {
+	num := d.nextFileNum()
+	d.mu.state.NextFileNumber = max(d.mu.state.NextFileNumber, num+1)
+	w, err := manifest.Create(d.fs, d.dirname, num, newManifestRecordWriter, d.mu.current, d.mu.state)
+	if err != nil {
+		return err
+	}
+	d.mu.manifest = w
+	return nil
+}
+
+// removeObsoleteFiles removes, once the new manifest and WAL are durable,
+// what the store no longer uses: older manifests, tables no version holds
+// (a crash before their flush or compaction was recorded), WALs below the
+// log number, and the replayed WALs that held no record.
+func (d *DB) removeObsoleteFiles(sf storeFiles, emptyLogs []uint64) error {
+	live := make(map[uint64]bool)
+	for level := range manifest.NumLevels {
+		for _, f := range d.mu.current.Files(level) {
+			live[f.FileNum] = true
+		}
+	}
+	var obsolete []string
+	for _, num := range sf.manifests {
+		if num != d.mu.manifest.FileNum() {
+			obsolete = append(obsolete, manifest.FileName(num))
+		}
+	}
+	for _, num := range sf.tables {
+		if !live[num] {
+			obsolete = append(obsolete, tableFileName(num))
+		}
+	}
+	for _, num := range sf.logs {
+		if num < d.mu.state.LogNumber || slices.Contains(emptyLogs, num) {
+			obsolete = append(obsolete, logFileName(num))
+		}
+	}
+	for _, name := range obsolete {
+		if err := d.fs.Remove(d.path(name)); err != nil {
 			return err
 		}
 	}
-	if len(empty) > 0 {
+	if len(obsolete) > 0 {
+		d.opts.Logger.Info("recovery removed obsolete files", "files", obsolete)
 		return d.syncDir()
 	}
 	return nil
@@ -208,12 +336,18 @@ func (d *DB) newestLog(logs []uint64) (int, error) {
 	return i, nil
 }
 
-// replay applies WAL records to memtables during recovery.
+// replay applies WAL records to memtables during recovery: each WAL gets
+// memtables of its own, queued for flush, so that a flush retires whole
+// WAL files.
 type replay struct {
-	d       *DB
-	mem     *memtable.MemTable
-	mems    []*memtable.MemTable // full ones, oldest first
-	lastSeq base.SeqNum
+	d          *DB
+	mem        *memtable.MemTable // of the WAL being replayed
+	flushables []*flushable       // full ones, oldest first
+	lastSeq    base.SeqNum
+	// floor is the last sequence number the tables hold: records at or
+	// below it are skipped, until the first one applied.
+	floor   base.SeqNum
+	applied bool
 }
 
 // log replays WAL number num and returns how many records it held.
@@ -226,6 +360,12 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 	defer f.Close()
 	wr := wal.NewReader(f, num, name, newest)
 	records := 0
+	r.mem = nil
+	defer func() {
+		if r.mem != nil {
+			r.flushables = append(r.flushables, &flushable{mem: r.mem, logNum: num, lastSeq: r.lastSeq})
+		}
+	}()
 	for {
 		rec, err := wr.Next()
 		if err == io.EOF {
@@ -234,7 +374,7 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 		if err != nil {
 			return records, err
 		}
-		if err := r.record(slices.Clone(rec), name, wr.Offset()); err != nil {
+		if err := r.record(slices.Clone(rec), num, name, wr.Offset()); err != nil {
 			return records, err
 		}
 		records++
@@ -255,7 +395,7 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 }
 
 // record applies one commit record that ends at offset end of file name.
-func (r *replay) record(repr []byte, name string, end int64) error {
+func (r *replay) record(repr []byte, num uint64, name string, end int64) error {
 	seq, count, err := txn.DecodeHeader(repr)
 	if err != nil {
 		return fmt.Errorf("%s: record ending at offset %d: %w", name, end, err)
@@ -263,21 +403,28 @@ func (r *replay) record(repr []byte, name string, end int64) error {
 	if uint64(count) > uint64(len(repr)-txn.HeaderSize)/2 {
 		return base.CorruptionErrorf("%s: record ending at offset %d claims %d entries in %d bytes", name, end, count, len(repr))
 	}
+	if last := seq + base.SeqNum(count) - 1; count > 0 && last <= r.floor && !r.applied {
+		// Flushed already: the WAL held several memtables and the first
+		// ones reached a table before the crash.
+		return nil
+	}
 	if count == 0 || seq != r.lastSeq+1 {
 		return base.CorruptionErrorf("%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next",
 			name, end, seq, count, r.lastSeq+1)
 	}
 	need := int64(cap(repr)) + int64(count)*maxNodeSize
-	if !r.mem.Empty() && r.mem.Size()+need > r.mem.Capacity() {
-		r.mems = append(r.mems, r.mem)
-		r.mem = newMemTable(r.d.opts.MemTableSize, need)
-	} else if r.mem.Empty() && need > r.mem.Capacity() {
+	if r.mem != nil && r.mem.Size()+need > r.mem.Capacity() {
+		r.flushables = append(r.flushables, &flushable{mem: r.mem, logNum: num, lastSeq: r.lastSeq})
+		r.mem = nil
+	}
+	if r.mem == nil {
 		r.mem = newMemTable(r.d.opts.MemTableSize, need)
 	}
 	if err := applyBatch(r.mem, r.mem.Retain(repr), repr); err != nil {
 		return fmt.Errorf("%s: record ending at offset %d: %w", name, end, err)
 	}
 	r.lastSeq = seq + base.SeqNum(count) - 1
+	r.applied = true
 	return nil
 }
 
@@ -301,7 +448,7 @@ func (d *DB) syncDir() error { return vfs.SyncDir(d.fs, d.dirname) }
 // makes it the log commits append to. Callers hold d.commit's mutex (or own
 // d exclusively, during Open).
 func (d *DB) newLog() error {
-	num := d.commit.nextFile
+	num := d.nextFileNum()
 	f, err := d.fs.Create(d.path(logFileName(num)))
 	if err != nil {
 		return err
@@ -310,44 +457,8 @@ func (d *DB) newLog() error {
 		f.Close()
 		return err
 	}
-	d.commit.nextFile++
 	d.commit.log = wal.NewWriter(f, num)
 	d.commit.logNum = num
-	return nil
-}
-
-// rotateLocked makes room for a commit needing need bytes of memtable: the
-// full memtable becomes immutable and a new WAL file starts, so that a
-// future flush can retire the old file with the old memtable. A memtable
-// that is still empty is only replaced by a larger one.
-//
-// The old WAL is closed (written and synced) before the new one is
-// created: a log after the newest non-empty one never holds a record, so
-// after a crash at any point only the newest log can have a torn tail.
-func (d *DB) rotateLocked(need int64) error {
-	newMem := newMemTable(d.opts.MemTableSize, need)
-	mems := d.rs.Load().mems
-	switch {
-	case d.commit.slot.unused():
-		mems = append([]*memtable.MemTable{newMem}, mems[1:]...)
-	case d.opts.InMemory:
-		mems = append([]*memtable.MemTable{newMem}, mems...)
-	default:
-		old := d.commit.log
-		d.commit.log = nil
-		if err := old.Close(); err != nil {
-			return err
-		}
-		if err := d.newLog(); err != nil {
-			return err
-		}
-		mems = append([]*memtable.MemTable{newMem}, mems...)
-		d.stats.rotations.Add(1)
-		d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.commit.logNum),
-			"memtables", len(mems))
-	}
-	d.commit.slot = &memSlot{mem: newMem}
-	d.rs.Store(&readState{mems: mems})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/stratadb/strata/internal/vfs"
+	"github.com/stratadb/strata/sstable"
 )
 
 // Options configure a DB. The zero value of every field means its default,
@@ -36,8 +37,77 @@ type Options struct {
 	// that would pass it fails with ErrTxnTooLarge. The default value is 4.
 	HardLimitFactor int64
 
+	// MemTableStopWritesThreshold is the number of memtables (the active
+	// one and those waiting to be flushed) at which writes stall until a
+	// flush finishes. The default value is 4.
+	MemTableStopWritesThreshold int
+
+	// L0CompactionThreshold is the number of level-0 tables at which a
+	// compaction into level 1 starts. The default value is 4.
+	L0CompactionThreshold int
+
+	// L0SlowdownWritesThreshold is the number of level-0 tables at which
+	// commits are slowed down to DelayedWriteRate, giving compaction time to
+	// catch up. The default value is 12.
+	L0SlowdownWritesThreshold int
+
+	// L0StopWritesThreshold is the number of level-0 tables at which
+	// writes stall until compaction brings the count down. The default
+	// value is 20.
+	L0StopWritesThreshold int
+
+	// DelayedWriteRate is the rate, in bytes of commit records per second,
+	// that slowed-down writes are held to. The default value is 16 MiB.
+	DelayedWriteRate int64
+
+	// LevelBaseBytes is the target size of level 1; each deeper level
+	// targets LevelMultiplier times the level above. The default value is
+	// 64 MiB.
+	LevelBaseBytes int64
+
+	// LevelMultiplier is the ratio of the target sizes of adjacent levels
+	// below level 1. The default value is 10.
+	LevelMultiplier int64
+
+	// TargetFileSize is the size at which compaction cuts its output into
+	// a new table (a flush writes one table per memtable). The default
+	// value is 4 MiB.
+	TargetFileSize int64
+
+	// BlockSize is the size of a table's data blocks before compression.
+	// The default value is 4 KiB.
+	BlockSize int
+
+	// Compression is the codec of the tables' blocks. The default value is
+	// SnappyCompression.
+	Compression Compression
+
+	// BloomBitsPerKey sizes the Bloom filter of each table; a negative
+	// value writes tables without a filter. The default value is 10 (about
+	// 1% false positives).
+	BloomBitsPerKey int
+
+	// BlockCacheSize is the memory, in bytes, of the cache of decoded data
+	// blocks. The default value is 64 MiB.
+	BlockCacheSize int64
+
+	// MaxOpenTables bounds the tables kept open (file descriptors and
+	// their index and filter blocks). The default value is 1000.
+	MaxOpenTables int
+
+	// MaxManifestFileSize is the size past which the manifest is started
+	// afresh with a snapshot of the current version. The default value is
+	// 16 MiB.
+	MaxManifestFileSize int64
+
+	// DisableAutomaticCompactions turns the background compactions off:
+	// memtables are still flushed, and DB.Compact still compacts. Tests
+	// and bulk loads use it. The default value is false.
+	DisableAutomaticCompactions bool
+
 	// Logger receives the engine's events: recovery (WAL files replayed,
-	// torn tails dropped), memtable and WAL rotations. A nil Logger is
+	// torn tails dropped, obsolete files removed), memtable and WAL
+	// rotations, flushes, compactions and write stalls. A nil Logger is
 	// silent. The default value is nil.
 	Logger *slog.Logger
 
@@ -47,12 +117,29 @@ type Options struct {
 	FS vfs.FS
 }
 
+// Compression chooses the codec of table blocks.
+type Compression = sstable.Compression
+
+// The codecs of table blocks.
+const (
+	SnappyCompression = sstable.SnappyCompression
+	ZstdCompression   = sstable.ZstdCompression
+	NoCompression     = sstable.NoCompression
+)
+
 const (
 	defaultMemTableSize        = 64 << 20
 	defaultMaxUncommittedBytes = 64 << 20
 	defaultHardLimitFactor     = 4
 	minMemTableSize            = 64 << 10
 )
+
+// setDefault sets *v to def when it is zero.
+func setDefault[T int | int64](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
 
 // withDefaults returns a copy of o with every zero field set to its default.
 func (o *Options) withDefaults() Options {
@@ -69,6 +156,19 @@ func (o *Options) withDefaults() Options {
 	if c.HardLimitFactor == 0 {
 		c.HardLimitFactor = defaultHardLimitFactor
 	}
+	setDefault(&c.MemTableStopWritesThreshold, 4)
+	setDefault(&c.L0CompactionThreshold, 4)
+	setDefault(&c.L0SlowdownWritesThreshold, 12)
+	setDefault(&c.L0StopWritesThreshold, 20)
+	setDefault(&c.DelayedWriteRate, 16<<20)
+	setDefault(&c.LevelBaseBytes, 64<<20)
+	setDefault(&c.LevelMultiplier, 10)
+	setDefault(&c.TargetFileSize, 4<<20)
+	setDefault(&c.BlockSize, 4<<10)
+	setDefault(&c.BloomBitsPerKey, 10)
+	setDefault(&c.BlockCacheSize, 64<<20)
+	setDefault(&c.MaxOpenTables, 1000)
+	setDefault(&c.MaxManifestFileSize, 16<<20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +189,23 @@ func (o *Options) validate() error {
 		return fmt.Errorf("lsm: Options.MaxUncommittedBytes %d is negative", o.MaxUncommittedBytes)
 	case o.HardLimitFactor < 1:
 		return fmt.Errorf("lsm: Options.HardLimitFactor %d is below 1", o.HardLimitFactor)
+	case o.MemTableStopWritesThreshold < 2:
+		return fmt.Errorf("lsm: Options.MemTableStopWritesThreshold %d is below 2", o.MemTableStopWritesThreshold)
+	case o.L0CompactionThreshold < 1:
+		return fmt.Errorf("lsm: Options.L0CompactionThreshold %d is below 1", o.L0CompactionThreshold)
+	case o.L0SlowdownWritesThreshold < o.L0CompactionThreshold:
+		return fmt.Errorf("lsm: Options.L0SlowdownWritesThreshold %d is below L0CompactionThreshold %d", o.L0SlowdownWritesThreshold, o.L0CompactionThreshold)
+	case o.L0StopWritesThreshold < o.L0SlowdownWritesThreshold:
+		return fmt.Errorf("lsm: Options.L0StopWritesThreshold %d is below L0SlowdownWritesThreshold %d", o.L0StopWritesThreshold, o.L0SlowdownWritesThreshold)
+	case o.DelayedWriteRate < 1, o.LevelBaseBytes < 1, o.TargetFileSize < 1, o.BlockCacheSize < 0, o.MaxManifestFileSize < 1:
+		return fmt.Errorf("lsm: Options.DelayedWriteRate, LevelBaseBytes, TargetFileSize, BlockCacheSize and MaxManifestFileSize must be positive")
+	case o.LevelMultiplier < 2:
+		return fmt.Errorf("lsm: Options.LevelMultiplier %d is below 2", o.LevelMultiplier)
+	case o.MaxOpenTables < 1:
+		return fmt.Errorf("lsm: Options.MaxOpenTables %d is below 1", o.MaxOpenTables)
+	}
+	if err := o.tableOptions().Validate(); err != nil {
+		return fmt.Errorf("lsm: Options: %w", err)
 	}
 	return nil
 }
@@ -126,4 +243,9 @@ func (l IsolationLevel) String() string {
 		return "ReadUncommitted"
 	}
 	return fmt.Sprintf("IsolationLevel(%d)", int(l))
+}
+
+// tableOptions returns the options of the tables the DB writes.
+func (o *Options) tableOptions() sstable.WriterOptions {
+	return sstable.WriterOptions{BlockSize: o.BlockSize, Compression: o.Compression, FilterBitsPerKey: o.BloomBitsPerKey}
 }

@@ -1,9 +1,11 @@
 package lsm
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/memtable"
 	"github.com/stratadb/strata/txn"
 )
@@ -43,7 +45,7 @@ func (d *DB) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return d.newIterator(base.DefaultNamespace, o, nil, d.visibleSeq.Load()), nil
+	return d.newIterator(base.DefaultNamespace, o, nil, seqLatest), nil
 }
 
 // uncommittedReader reads committed data overlaid with the writes of every
@@ -70,7 +72,7 @@ func (r uncommittedReader) Get(key []byte) ([]byte, error) {
 	d.txns.Unlock()
 	switch {
 	case !found:
-		return copyValue(d.getCommitted(pkey, d.visibleSeq.Load()))
+		return copyValue(d.getCommitted(base.DefaultNamespace, pkey, seqLatest))
 	case bestKind == base.KindDelete:
 		return nil, ErrNotFound
 	}
@@ -90,26 +92,29 @@ func (r uncommittedReader) NewIterator(o *IterOptions) (*Iterator, error) {
 	// Snapshots are taken while the set of open transactions is fixed, so
 	// that a transaction committing meanwhile is seen either here or in the
 	// committed data.
-	it := d.newIterator(base.DefaultNamespace, o, ovs, d.visibleSeq.Load())
+	it := d.newIterator(base.DefaultNamespace, o, ovs, seqLatest)
 	d.txns.Unlock()
 	return it, nil
 }
 
 // newIterator builds an iterator over namespace ns: the given overlays
-// (snapshotted now) merged over the committed data at sequence number
-// snap, which the caller read before calling (so that every memtable that
-// may hold a visible commit is included). The iterator pins snap until it
-// is closed.
+// (snapshotted now) merged over the committed data at sequence number snap
+// (seqLatest: the newest). The iterator holds the read state it loaded
+// (memtables and tables) until it is closed.
 func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay, snap base.SeqNum) *Iterator {
 	it := &Iterator{db: d, ovIters: make([]overlayIter, len(ovs))}
 	for i, ov := range ovs {
 		it.ovIters[i].it.Init(ov.Snapshot())
 	}
-	it.snap = snap
-	d.snapshots.add(snap)
-	mems := d.rs.Load().mems
+	it.setBounds(ns, o)
+	it.rs = d.loadReadState()
+	it.snap = d.readAt(snap)
+	if it.rs.version.IsDropped(ns) {
+		it.err = ErrNamespaceDropped
+	}
+	mems := it.rs.mems
 	it.memIters = make([]memtable.Iter, len(mems))
-	it.srcs = make([]internalIterator, 0, len(mems)+len(ovs))
+	it.srcs = make([]internalIterator, 0, len(mems)+len(ovs)+4)
 	for i := range it.ovIters {
 		it.srcs = append(it.srcs, &it.ovIters[i])
 	}
@@ -117,14 +122,42 @@ func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay
 		m.InitIter(&it.memIters[i])
 		it.srcs = append(it.srcs, &it.memIters[i])
 	}
+	it.addTables()
 	it.merge.init(it.srcs)
-	it.setBounds(ns, o)
 	return it
+}
+
+// addTables adds the tables of the read state within the bounds to the
+// iterator's sources: each level-0 table, and one level iterator per deeper
+// level.
+func (it *Iterator) addTables() {
+	v := it.rs.version
+	for _, f := range v.Files(0) {
+		if bytes.Compare(f.Largest.UserKey, it.lower) < 0 || it.upper != nil && bytes.Compare(f.Smallest.UserKey, it.upper) >= 0 {
+			continue
+		}
+		r, release, err := it.db.tables.Get(f.FileNum)
+		if err != nil {
+			it.err = err
+			return
+		}
+		t := r.NewIter()
+		it.closers = append(it.closers, func() { t.Close(); release() })
+		it.srcs = append(it.srcs, t)
+	}
+	for level := 1; level < manifest.NumLevels; level++ {
+		if files := v.Files(level); len(files) > 0 {
+			l := newLevelIter(it.db.tables, files, it.lower, it.upper)
+			it.closers = append(it.closers, func() { l.Close() })
+			it.srcs = append(it.srcs, l)
+		}
+	}
 }
 
 // setBounds turns the user's bounds into prefixed ones within namespace ns.
 func (it *Iterator) setBounds(ns base.NamespaceID, o *IterOptions) {
 	prefix := base.AppendNamespace(nil, ns)
+	it.ns = ns
 	it.prefixLen = len(prefix)
 	it.seekBuf = append(make([]byte, 0, 64), prefix...)
 	it.lower = prefix
@@ -147,7 +180,7 @@ func (d *DB) CommittedOffset(name string) (int64, bool) {
 		return 0, false
 	}
 	var buf [64]byte
-	v, err := d.getCommitted(append(base.AppendNamespace(buf[:0], base.EngineNamespace), name...), d.visibleSeq.Load())
+	v, err := d.getCommitted(base.EngineNamespace, append(base.AppendNamespace(buf[:0], base.EngineNamespace), name...), seqLatest)
 	if err != nil || len(v) != 8 {
 		return 0, false
 	}
@@ -162,7 +195,7 @@ func (d *DB) CommittedOffsets() map[string]int64 {
 	if d.check() != nil {
 		return offsets
 	}
-	it := d.newIterator(base.EngineNamespace, nil, nil, d.visibleSeq.Load())
+	it := d.newIterator(base.EngineNamespace, nil, nil, seqLatest)
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		if v := it.Value(); len(v) == 8 {

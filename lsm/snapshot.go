@@ -3,6 +3,7 @@ package lsm
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stratadb/strata/internal/base"
 )
@@ -43,6 +44,21 @@ func (l *snapshotList) remove(seq base.SeqNum) {
 	l.mu.Unlock()
 }
 
+// pin adds and returns the sequence number visible now. It is read under
+// the list's lock: a flush or compaction that lists the snapshots before
+// the pin only holds versions at or below the visible sequence number (a
+// flush waits for its commits to be visible), so every version this
+// snapshot needs is the newest of its key in the flush's or compaction's
+// top stripe, and kept.
+func (l *snapshotList) pin(visible *atomic.Uint64) base.SeqNum {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := visible.Load()
+	i, _ := slices.BinarySearch(l.seqs, seq)
+	l.seqs = slices.Insert(l.seqs, i, seq)
+	return seq
+}
+
 // list returns a copy of the pinned sequence numbers, ascending.
 func (l *snapshotList) list() []base.SeqNum {
 	l.mu.Lock()
@@ -56,9 +72,7 @@ func (d *DB) NewSnapshot() (*Snapshot, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	s := &Snapshot{db: d, seq: d.visibleSeq.Load()}
-	d.snapshots.add(s.seq)
-	return s, nil
+	return &Snapshot{db: d, seq: d.snapshots.pin(&d.visibleSeq)}, nil
 }
 
 // usable returns why s cannot be read, if it cannot.

@@ -83,7 +83,7 @@ func (t *Txn) get(key []byte) ([]byte, error) {
 		}
 		return v, nil
 	}
-	return t.db.getCommitted(t.keyBuf, t.db.visibleSeq.Load())
+	return t.db.getCommitted(base.DefaultNamespace, t.keyBuf, seqLatest)
 }
 
 // Set writes key = value in the transaction. The transaction copies both;
@@ -165,7 +165,7 @@ func (t *Txn) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	return t.db.newIterator(base.DefaultNamespace, o, []*txn.Overlay{t.ov}, t.db.visibleSeq.Load()), nil
+	return t.db.newIterator(base.DefaultNamespace, o, []*txn.Overlay{t.ov}, seqLatest), nil
 }
 
 // Commit makes the transaction's writes and offsets durable and visible, all

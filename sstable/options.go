@@ -111,3 +111,9 @@ type ReaderOptions struct {
 	// default value is nil.
 	Stats *Stats
 }
+
+// Validate reports an invalid field of o, as NewWriter would.
+func (o WriterOptions) Validate() error {
+	_, err := o.withDefaults()
+	return err
+}

@@ -452,6 +452,22 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
+// Abort closes the file without finishing the table, for a caller that
+// gives the table up (and removes the file). Later calls of Add and Close
+// fail. After Close, Abort does nothing.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.filter.release()
+	w.f.Close()
+	if w.err == nil {
+		w.err = errWriterClosed
+	}
+	w.meta = Metadata{}
+}
+
 // finish writes everything after the last Add and syncs.
 func (w *Writer) finish() error {
 	if w.err != nil {

@@ -1,0 +1,93 @@
+package lsm
+
+import (
+	"bytes"
+
+	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/manifest"
+)
+
+// seqLatest asks a read for the newest committed data: the visible
+// sequence number is loaded after the read state (see readAt).
+const seqLatest = ^base.SeqNum(0)
+
+// readAt returns the sequence number a read of rs at snap reads at. For
+// seqLatest it loads the visible sequence number now, after the read state
+// was loaded: every commit up to it lives in rs, except those of memtables
+// rotated in since, which all follow every commit of rs, so the read sees a
+// prefix of the commits. (Loading it before the read state could let a
+// compaction installed in between drop a version the read needs.)
+func (d *DB) readAt(snap base.SeqNum) base.SeqNum {
+	if snap == seqLatest {
+		return d.visibleSeq.Load()
+	}
+	return snap
+}
+
+// getCommitted returns the newest value of the prefixed key pkey, of
+// namespace ns, at or below snap: from the memtables, then the level-0
+// tables newest first, then one table per deeper level. Table values are
+// never reused and memtable values never change, so the result may alias
+// them after the read state is released.
+func (d *DB) getCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([]byte, error) {
+	rs := d.loadReadState()
+	defer rs.unref()
+	if rs.version.IsDropped(ns) {
+		return nil, ErrNamespaceDropped
+	}
+	seq := d.readAt(snap)
+	for _, m := range rs.mems {
+		if v, kind, ok := m.Get(pkey, seq); ok {
+			return found(v, kind)
+		}
+	}
+	if d.tables == nil {
+		return nil, ErrNotFound
+	}
+	for _, f := range rs.version.Files(0) {
+		if f.SmallestSeq > seq || bytes.Compare(pkey, f.Smallest.UserKey) < 0 || bytes.Compare(pkey, f.Largest.UserKey) > 0 {
+			continue
+		}
+		v, kind, ok, err := d.getFromTable(f, pkey, seq)
+		if err != nil || ok {
+			return foundErr(v, kind, err)
+		}
+	}
+	for level := 1; level < manifest.NumLevels; level++ {
+		files := rs.version.Files(level)
+		if len(files) == 0 {
+			continue
+		}
+		v, kind, ok, err := getFromLevel(files, d.tables, pkey, seq)
+		if err != nil || ok {
+			return foundErr(v, kind, err)
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// getFromTable looks pkey up in one table.
+func (d *DB) getFromTable(f *manifest.FileMetadata, pkey []byte, seq base.SeqNum) ([]byte, base.Kind, bool, error) {
+	r, release, err := d.tables.Get(f.FileNum)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer release()
+	return r.Get(pkey, seq)
+}
+
+// found turns a version found into Get's result.
+func found(v []byte, kind base.Kind) ([]byte, error) {
+	if kind == base.KindDelete {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+// foundErr is found for a table lookup that may have failed.
+func foundErr(v []byte, kind base.Kind, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	return found(v, kind)
+}
