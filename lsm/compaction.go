@@ -26,6 +26,9 @@ type compaction struct {
 	smallest, largest  []byte                      // user-key range of the inputs
 	bottommost         bool                        // no older data below the output
 	reason             string
+	// dropped, for a compaction of level -1, are tables that hold keys of
+	// dropped namespaces only: they are deleted, nothing is read.
+	dropped []manifest.DeletedFile
 }
 
 // levelMaxBytes returns the target size of level (1 or deeper).
@@ -40,6 +43,9 @@ func (d *DB) levelMaxBytes(level int) float64 {
 // pickCompactionLocked returns the most urgent compaction of v, or nil when
 // every level is within its target. d.mu is held.
 func (d *DB) pickCompactionLocked(v *manifest.Version) *compaction {
+	if c := pickDropped(v, true); c != nil {
+		return c
+	}
 	best, bestScore := -1, 1.0
 	if n := v.NumFiles(0); n >= d.opts.L0CompactionThreshold {
 		best, bestScore = 0, float64(n)/float64(d.opts.L0CompactionThreshold)
@@ -50,7 +56,7 @@ func (d *DB) pickCompactionLocked(v *manifest.Version) *compaction {
 		}
 	}
 	if best < 0 {
-		return nil
+		return pickDropped(v, false)
 	}
 	if best == 0 {
 		return d.newCompaction(v, 0, v.Files(0), fmt.Sprintf("L0 holds %d tables", v.NumFiles(0)))
@@ -58,6 +64,50 @@ func (d *DB) pickCompactionLocked(v *manifest.Version) *compaction {
 	f := d.nextTableToCompactLocked(v, best)
 	return d.newCompaction(v, best, []*manifest.FileMetadata{f},
 		fmt.Sprintf("L%d at %.2fx its target size", best, bestScore))
+}
+
+// pickDropped returns a compaction that reclaims the space of dropped
+// namespaces: with whole true, one that deletes every table holding keys of
+// dropped namespaces only (a manifest edit, no I/O); otherwise one that
+// rewrites in place a table of level 1 or deeper holding some. It returns
+// nil when there is none.
+func pickDropped(v *manifest.Version, whole bool) *compaction {
+	if len(v.DroppedNamespaces()) == 0 {
+		return nil
+	}
+	var c *compaction
+	for level := range manifest.NumLevels {
+		for _, f := range v.Files(level) {
+			all, some := droppedIn(v, f)
+			switch {
+			case whole && all:
+				if c == nil {
+					c = &compaction{level: -1, outputLevel: -1, reason: "tables of dropped namespaces"}
+				}
+				c.dropped = append(c.dropped, manifest.DeletedFile{Level: level, FileNum: f.FileNum})
+			case !whole && some && level > 0:
+				c = &compaction{level: level, outputLevel: level, reason: "table holds dropped namespaces"}
+				c.inputs[0] = []*manifest.FileMetadata{f}
+				c.smallest, c.largest = f.Smallest.UserKey, f.Largest.UserKey
+				return c
+			}
+		}
+	}
+	return c
+}
+
+// droppedIn reports whether all, or some, of the namespaces with keys in f
+// are dropped (neither when f does not list its namespaces).
+func droppedIn(v *manifest.Version, f *manifest.FileMetadata) (all, some bool) {
+	all = len(f.Namespaces) > 0
+	for _, id := range f.Namespaces {
+		if v.IsDropped(id) {
+			some = true
+		} else {
+			all = false
+		}
+	}
+	return all, some
 }
 
 // nextTableToCompactLocked returns the table of level after the one last
@@ -115,7 +165,7 @@ func keyRange(files []*manifest.FileMetadata) (smallest, largest []byte) {
 // to the output level by a manifest edit: nothing to merge it with, and no
 // tombstone it could drop (bottommost outputs are rewritten).
 func (c *compaction) trivialMove() bool {
-	return len(c.inputs[0]) == 1 && len(c.inputs[1]) == 0 && !c.bottommost
+	return c.outputLevel > c.level && len(c.inputs[0]) == 1 && len(c.inputs[1]) == 0 && !c.bottommost
 }
 
 // compactLoop runs in the background until Close, compacting while a level
@@ -152,18 +202,20 @@ func (d *DB) compactLocked(c *compaction) error {
 		d.mu.compactions++
 		d.mu.cond.Broadcast()
 	}()
-	if c.level > 0 {
+	if c.level > 0 && c.outputLevel > c.level {
 		d.mu.compactPointer[c.level] = slices.Clone(c.inputs[0][len(c.inputs[0])-1].Largest.UserKey)
 	}
-	edit := &manifest.VersionEdit{}
+	edit := &manifest.VersionEdit{DeletedFiles: c.dropped}
 	for i, files := range c.inputs {
 		for _, f := range files {
-			edit.DeletedFiles = append(edit.DeletedFiles, manifest.DeletedFile{Level: c.level + i, FileNum: f.FileNum})
+			edit.DeletedFiles = append(edit.DeletedFiles, manifest.DeletedFile{Level: min(c.level+i, c.outputLevel), FileNum: f.FileNum})
 		}
 	}
 	start := time.Now()
 	var in, out int64
-	if c.trivialMove() {
+	if c.level < 0 {
+		// Only deletions.
+	} else if c.trivialMove() {
 		edit.NewFiles = []manifest.NewFile{{Level: c.outputLevel, Meta: c.inputs[0][0]}}
 		d.stats.trivialMoves.Add(1)
 	} else {
@@ -214,7 +266,7 @@ func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.File
 		}
 	}()
 	for i, files := range c.inputs {
-		if c.level+i > 0 {
+		if c.level+i > 0 && len(files) > 0 {
 			l := newLevelIter(d.tables, files, nil, nil)
 			releases = append(releases, func() { l.Close() })
 			srcs = append(srcs, l)
@@ -256,13 +308,7 @@ func (d *DB) Compact() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for level := 0; level < manifest.NumLevels-1; level++ {
-		for d.mu.compacting {
-			if err := d.bgBlockedLocked(); err != nil {
-				return err
-			}
-			d.mu.cond.Wait()
-		}
-		if err := d.bgBlockedLocked(); err != nil {
+		if err := d.waitCompactionLocked(); err != nil {
 			return err
 		}
 		v := d.mu.current
@@ -270,14 +316,47 @@ func (d *DB) Compact() error {
 			continue
 		}
 		c := d.newCompaction(v, level, v.Files(level), "manual")
-		if err := d.compactLocked(c); err != nil {
-			if !errors.Is(err, ErrClosed) {
-				return d.failLocked(fmt.Errorf("lsm: compaction: %w", err))
-			}
+		if err := d.manualLocked(c); err != nil {
 			return err
 		}
 	}
+	for _, whole := range []bool{true, false} {
+		for {
+			if err := d.waitCompactionLocked(); err != nil {
+				return err
+			}
+			c := pickDropped(d.mu.current, whole)
+			if c == nil {
+				break
+			}
+			if err := d.manualLocked(c); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// manualLocked runs a compaction for Compact. d.mu is held.
+func (d *DB) manualLocked(c *compaction) error {
+	if err := d.compactLocked(c); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			return d.failLocked(fmt.Errorf("lsm: compaction: %w", err))
+		}
+		return err
+	}
+	return nil
+}
+
+// waitCompactionLocked waits until no compaction runs. d.mu is held.
+func (d *DB) waitCompactionLocked() error {
+	for d.mu.compacting {
+		if err := d.bgBlockedLocked(); err != nil {
+			return err
+		}
+		d.mu.cond.Wait()
+	}
+	return d.bgBlockedLocked()
 }
 
 // deeperFiles reports whether any level below level holds tables.

@@ -247,16 +247,17 @@ func appendValue(dst, v []byte, err error) ([]byte, error) {
 
 // Set commits key = value as a transaction of its own.
 func (d *DB) Set(key, value []byte) error {
-	return d.applyOne(base.KindSet, key, value)
+	return d.applyOne(base.DefaultNamespace, base.KindSet, key, value)
 }
 
 // Delete commits the removal of key as a transaction of its own. Deleting
 // a missing key is not an error.
 func (d *DB) Delete(key []byte) error {
-	return d.applyOne(base.KindDelete, key, nil)
+	return d.applyOne(base.DefaultNamespace, base.KindDelete, key, nil)
 }
 
-func (d *DB) applyOne(kind base.Kind, key, value []byte) error {
+// applyOne commits one write to key in namespace ns.
+func (d *DB) applyOne(ns base.NamespaceID, kind base.Kind, key, value []byte) error {
 	if err := d.writable(); err != nil {
 		return err
 	}
@@ -265,7 +266,7 @@ func (d *DB) applyOne(kind base.Kind, key, value []byte) error {
 	}
 	var b txn.Batch
 	var buf [64]byte
-	pkey := prefixKey(buf[:0], base.DefaultNamespace, key)
+	pkey := prefixKey(buf[:0], ns, key)
 	b.Grow(txn.MaxEntryOverhead + len(pkey) + len(value)) // the memtable keeps all of it
 	if kind == base.KindSet {
 		b.Set(pkey, value)

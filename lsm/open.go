@@ -99,7 +99,8 @@ func (d *DB) initInMemory() {
 	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.commit.nextSeq = 1
 	v, _ := manifest.NewBuilder(nil).Build()
-	d.mu.current = v
+	d.mu.current, d.mu.state = v, manifest.State{NextFileNumber: 1}
+	d.fileNum.Store(1)
 	d.installReadStateLocked([]*memtable.MemTable{d.commit.slot.mem})
 }
 

@@ -72,18 +72,22 @@ func (t *Txn) AppendValue(dst, key []byte) ([]byte, error) {
 
 // get returns key's value as the transaction sees it, aliasing memory the
 // caller must not modify.
-func (t *Txn) get(key []byte) ([]byte, error) {
+func (t *Txn) get(key []byte) ([]byte, error) { return t.getIn(base.DefaultNamespace, key) }
+
+// getIn returns key's value in namespace ns as the transaction sees it,
+// aliasing the overlay's or the store's memory.
+func (t *Txn) getIn(ns base.NamespaceID, key []byte) ([]byte, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	t.keyBuf = prefixKey(t.keyBuf[:0], base.DefaultNamespace, key)
+	t.keyBuf = prefixKey(t.keyBuf[:0], ns, key)
 	if v, kind, ok := t.ov.Get(t.keyBuf); ok {
 		if kind == base.KindDelete {
 			return nil, ErrNotFound
 		}
 		return v, nil
 	}
-	return t.db.getCommitted(base.DefaultNamespace, t.keyBuf, seqLatest)
+	return t.db.getCommitted(ns, t.keyBuf, seqLatest)
 }
 
 // Set writes key = value in the transaction. The transaction copies both;
@@ -91,21 +95,22 @@ func (t *Txn) get(key []byte) ([]byte, error) {
 // hard limit of uncommitted bytes it fails with ErrTxnTooLarge and the
 // transaction stays as it was.
 func (t *Txn) Set(key, value []byte) error {
-	if err := t.writable(key, value); err != nil {
-		return err
-	}
-	t.keyBuf = prefixKey(t.keyBuf[:0], base.DefaultNamespace, key)
-	return t.write(base.KindSet, value)
+	return t.writeIn(base.DefaultNamespace, base.KindSet, key, value)
 }
 
 // Delete removes key in the transaction. Deleting a missing key is not an
 // error.
 func (t *Txn) Delete(key []byte) error {
-	if err := t.writable(key, nil); err != nil {
+	return t.writeIn(base.DefaultNamespace, base.KindDelete, key, nil)
+}
+
+// writeIn writes key in namespace ns.
+func (t *Txn) writeIn(ns base.NamespaceID, kind base.Kind, key, value []byte) error {
+	if err := t.writable(key, value); err != nil {
 		return err
 	}
-	t.keyBuf = prefixKey(t.keyBuf[:0], base.DefaultNamespace, key)
-	return t.write(base.KindDelete, nil)
+	t.keyBuf = prefixKey(t.keyBuf[:0], ns, key)
+	return t.write(kind, value)
 }
 
 // SetOffset stages the changelog offset of name (a topic partition, say).
