@@ -99,6 +99,30 @@ func BenchmarkDBGet(b *testing.B) {
 	b.Run("append", func(b *testing.B) { benchGets(b, d, key, true) })
 }
 
+// BenchmarkDBGetTables reads 1M keys from tables (compacted into one level,
+// the block cache holding them all after warm-up) and misses (keys the
+// Bloom filters rule out).
+func BenchmarkDBGetTables(b *testing.B) {
+	d := benchDB(b, &Options{NoSync: true})
+	const n = 1_000_000
+	loadDB(b, d, n)
+	if err := d.Compact(); err != nil {
+		b.Fatal(err)
+	}
+	key := func(i int) uint64 { return scramble(uint64(i)) % n }
+	b.Run("hit", func(b *testing.B) { benchGets(b, d, key, true) })
+	b.Run("miss", func(b *testing.B) {
+		var kb, vb []byte
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			kb = benchKey(kb, n+scramble(uint64(i))%n)
+			if _, err := d.AppendValue(vb[:0], kb); err != ErrNotFound {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // valueAppender is a reader with the allocation-free read.
 type valueAppender interface {
 	Reader
