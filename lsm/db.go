@@ -76,6 +76,9 @@ type DB struct {
 		// DB.Compact to wait on.
 		flushes, compactions int64
 	}
+	// wal and walNum are the WAL being written, for Metrics.
+	wal    atomic.Pointer[wal.Writer]
+	walNum atomic.Uint64
 	// fileNum is the next file number: WALs, tables and manifests share it.
 	fileNum atomic.Uint64
 	cache   *sstable.Cache

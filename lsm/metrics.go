@@ -115,12 +115,11 @@ func (d *DB) Metrics() Metrics {
 		}
 	}
 	rs.unref()
-	d.commit.Lock()
-	m.WALNumber = d.commit.logNum
-	if d.commit.log != nil {
-		m.WALBytes = d.commit.log.Size()
+	// Read without d.commit's mutex, which a stalled writer holds.
+	m.WALNumber = d.walNum.Load()
+	if w := d.wal.Load(); w != nil {
+		m.WALBytes = w.Size()
 	}
-	d.commit.Unlock()
 	d.mu.Lock()
 	if d.mu.manifest != nil {
 		m.ManifestNumber = d.mu.manifest.FileNum()

@@ -307,10 +307,10 @@ func (d *DB) removeObsoleteFiles(sf storeFiles, emptyLogs []uint64) error {
 			obsolete = append(obsolete, logFileName(num))
 		}
 	}
+	// A file that cannot be removed is only logged: it is tried again at
+	// the next Open.
 	for _, name := range obsolete {
-		if err := d.fs.Remove(d.path(name)); err != nil {
-			return err
-		}
+		d.removeFile(name)
 	}
 	if len(obsolete) > 0 {
 		d.opts.Logger.Info("recovery removed obsolete files", "files", obsolete)
@@ -459,6 +459,8 @@ func (d *DB) newLog() error {
 		return err
 	}
 	d.commit.log = wal.NewWriter(f, num)
+	d.walNum.Store(num)
+	d.wal.Store(d.commit.log)
 	d.commit.logNum = num
 	return nil
 }
