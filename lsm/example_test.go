@@ -82,3 +82,37 @@ func ExampleIterator_All() {
 	// a: value of a
 	// b: value of b
 }
+
+// A windowed store keeps one namespace per time segment: a commit spans
+// the segments it writes and the offset, and an expired segment is dropped
+// at once, in constant time.
+func ExampleDB_Namespace() {
+	db, err := lsm.Open("", &lsm.Options{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	monday, _ := db.Namespace("clicks@2026-11-23")
+	tuesday, _ := db.Namespace("clicks@2026-11-24")
+	err = db.Update(func(t *lsm.Txn) error {
+		t.In(monday).Set([]byte("user/42"), []byte("3"))
+		t.In(tuesday).Set([]byte("user/42"), []byte("5"))
+		return t.SetOffset("clicks-0", 99)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, _ := tuesday.Get([]byte("user/42"))
+	fmt.Printf("tuesday: %s\n", v)
+
+	if err := db.DropNamespace("clicks@2026-11-23"); err != nil {
+		log.Fatal(err)
+	}
+	_, err = monday.Get([]byte("user/42"))
+	fmt.Println("monday:", err)
+	fmt.Println("namespaces:", db.Namespaces())
+	// Output:
+	// tuesday: 5
+	// monday: lsm: namespace dropped
+	// namespaces: [clicks@2026-11-24]
+}
