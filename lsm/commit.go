@@ -3,6 +3,7 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"sync"
 	"sync/atomic"
 
@@ -119,10 +120,13 @@ func (d *DB) runCommit(c *commitReq, noSync bool) error {
 		return err
 	}
 	if log != nil {
+		failpoint.Hit(failpoint.WALBeforeWrite)
 		err = log.Flush(end, !noSync)
 	}
 	if err == nil {
+		failpoint.Hit(failpoint.WALAfterSyncBeforeApply)
 		err = d.apply(c)
+		failpoint.Hit(failpoint.MemtableAfterApplyBeforeAck)
 	}
 	c.slot.reserved.Add(-c.need)
 	if err != nil {

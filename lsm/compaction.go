@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"slices"
 	"time"
 
@@ -228,6 +229,7 @@ func (d *DB) compactLocked(c *compaction) error {
 		if err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.CompactionAfterOutputsBeforeM)
 		for _, f := range files {
 			edit.NewFiles = append(edit.NewFiles, manifest.NewFile{Level: c.outputLevel, Meta: f})
 			out += int64(f.Size)

@@ -11,6 +11,7 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -178,7 +179,11 @@ func (d *DB) Close() error {
 	d.mu.Lock()
 	d.mu.closing = true
 	d.mu.cond.Broadcast()
+	flushing := d.mu.flushing
 	d.mu.Unlock()
+	if flushing {
+		failpoint.Hit(failpoint.CloseMidFlush)
+	}
 	d.bg.Wait()
 	d.commit.Lock()
 	var err error

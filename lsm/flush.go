@@ -3,6 +3,7 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"time"
 
 	"github.com/stratadb/strata/internal/base"
@@ -73,6 +74,7 @@ func (d *DB) flushOneLocked() error {
 	if err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.FlushAfterSSTSyncBeforeMani)
 	edit := &manifest.VersionEdit{
 		LogNumber:  d.mu.activeLog,
 		LastSeqNum: max(d.mu.state.LastSeqNum, f.lastSeq),
@@ -92,6 +94,7 @@ func (d *DB) flushOneLocked() error {
 	d.stats.flushes.Add(1)
 	d.mu.Unlock()
 	prev.unref()
+	failpoint.Hit(failpoint.FlushAfterManifestBeforeDelete)
 	if f.logNum < edit.LogNumber {
 		d.removeFile(logFileName(f.logNum))
 	}

@@ -3,6 +3,7 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"io"
 	"os"
 	"path/filepath"
@@ -232,12 +233,15 @@ func (d *DB) recover() error {
 	d.mu.imm = r.flushables
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
+	failpoint.Hit(failpoint.RecoveryAfterReplayBeforeMani)
 	if err := d.startManifest(); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RecoveryAfterManifestBeforeWAL)
 	if err := d.newLog(); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RecoveryAfterNewWALBeforeGC)
 	d.mu.activeLog = d.commit.logNum
 	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.installReadStateLocked(d.memsLocked(d.commit.slot.mem))
@@ -454,6 +458,7 @@ func (d *DB) newLog() error {
 	if err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.WALRotateAfterCreateBeforeSync)
 	if err := d.syncDir(); err != nil {
 		f.Close()
 		return err

@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -144,8 +145,12 @@ func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) (*readState, error) {
 		return nil, fmt.Errorf("lsm: invalid version edit: %w", err)
 	}
 	if d.mu.manifest != nil {
+		failpoint.Hit(failpoint.ManifestBeforeAppend)
 		if err := d.mu.manifest.Append(edit); err != nil {
 			return nil, d.failLocked(fmt.Errorf("lsm: manifest: %w", err))
+		}
+		if len(edit.DeletedFiles) > 0 {
+			failpoint.Hit(failpoint.CompactionAfterManifestBeforeD)
 		}
 	}
 	old := d.mu.current
@@ -163,6 +168,7 @@ func (d *DB) rollManifestLocked() error {
 	num := d.nextFileNum()
 	s := d.mu.state
 	s.NextFileNumber = max(s.NextFileNumber, num+1)
+	failpoint.Hit(failpoint.ManifestRollBeforeCreate)
 	w, err := manifest.Create(d.fs, d.dirname, num, newManifestRecordWriter, d.mu.current, s)
 	if err != nil {
 		return fmt.Errorf("lsm: starting manifest %d: %w", num, err)
@@ -170,6 +176,7 @@ func (d *DB) rollManifestLocked() error {
 	old := d.mu.manifest
 	d.mu.manifest, d.mu.state = w, s
 	d.stats.manifestRolls.Add(1)
+	failpoint.Hit(failpoint.ManifestRollAfterCreate)
 	if err := old.Close(); err != nil {
 		d.opts.Logger.Warn("closing the old manifest failed", "file", manifest.FileName(old.FileNum()), "error", err)
 	}
@@ -204,6 +211,7 @@ func (d *DB) deleteObsoleteLocked(files []*manifest.FileMetadata) {
 		}
 		d.removeFile(tableFileName(f.FileNum))
 		d.stats.tablesDeleted.Add(1)
+		failpoint.Hit(failpoint.GCMidDelete)
 	}
 }
 

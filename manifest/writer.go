@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 )
 
 // RecordWriter appends framed, checksummed records to a log file: the
@@ -79,6 +80,12 @@ func (w *Writer) Append(e *VersionEdit) error {
 	}
 	w.buf = e.Encode(w.buf[:0])
 	end, err := w.rw.Append(w.buf)
+	if err == nil && failpoint.Enabled {
+		// Written, not yet synced: the crash point between the two.
+		if err = w.rw.Flush(end, false); err == nil {
+			failpoint.Hit(failpoint.ManifestAfterAppendBeforeSync)
+		}
+	}
 	if err == nil {
 		err = w.rw.Flush(end, true)
 	}

@@ -160,6 +160,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"slices"
 
 	"github.com/stratadb/strata/internal/base"
@@ -499,6 +500,7 @@ func (w *Writer) finish() error {
 	if err := w.flushOut(); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.SSTAfterWriteBeforeSync)
 	if err := w.f.Sync(); err != nil {
 		w.err = fmt.Errorf("sstable: syncing table %d: %w", w.fileNum, err)
 		return w.err

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"github.com/stratadb/strata/internal/failpoint"
 	"io"
 )
 
@@ -87,6 +88,15 @@ func (w *Writer) write(data []byte, off int64) error {
 	if len(data) == 0 {
 		return nil
 	}
+	if failpoint.Enabled && len(data) > 2*blockSize {
+		// A record spanning blocks, cut in the middle by a crash.
+		half := len(data) / 2
+		if n, err := w.f.Write(data[:half]); err != nil || n < half {
+			return fmt.Errorf("wal: log %d: write of %d bytes at offset %d (wrote %d): %w", w.logNum, half, off, n, err)
+		}
+		failpoint.Hit(failpoint.WALMidRecord)
+		data, off = data[half:], off+int64(half)
+	}
 	n, err := w.f.Write(data)
 	if err == nil && n < len(data) {
 		err = io.ErrShortWrite
@@ -100,6 +110,7 @@ func (w *Writer) write(data []byte, off int64) error {
 
 // sync makes the file durable; end is the offset it covers, for the error.
 func (w *Writer) sync(end int64) error {
+	failpoint.Hit(failpoint.WALBeforeSync)
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("wal: log %d: sync up to offset %d: %w", w.logNum, end, err)
 	}
