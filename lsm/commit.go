@@ -3,11 +3,11 @@ package lsm
 import (
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"sync"
 	"sync/atomic"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/memtable"
 	"github.com/stratadb/strata/txn"
 	"github.com/stratadb/strata/wal"

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"slices"
 	"time"
 
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/manifest"
 )
 

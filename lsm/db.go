@@ -11,12 +11,12 @@ package lsm
 import (
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"io"
 	"sync"
 	"sync/atomic"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/internal/vfs"
 	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/sstable"

@@ -3,10 +3,10 @@ package lsm
 import (
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"time"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/memtable"
 	"github.com/stratadb/strata/sstable"

@@ -2,8 +2,10 @@ package lsm
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/internal/invariants"
 	"github.com/stratadb/strata/memtable"
 )
 
@@ -119,7 +121,21 @@ func (it *Iterator) Next() bool {
 		it.merge.SeekGE(it.key)
 	}
 	it.skipVersions(it.key)
+	if invariants.Enabled {
+		return it.checkedNext()
+	}
 	return it.findNext()
+}
+
+// checkedNext is findNext checking that the key moved forward (invariants
+// build tag only).
+func (it *Iterator) checkedNext() bool {
+	prev := append([]byte(nil), it.key...)
+	ok := it.findNext()
+	if ok && bytes.Compare(it.key, prev) <= 0 {
+		panic(fmt.Sprintf("lsm: invariant: iterator went from %q to %q going forward", prev, it.key))
+	}
+	return ok
 }
 
 // Prev moves to the previous key.

@@ -3,7 +3,6 @@ package lsm
 import (
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/stratadb/strata/internal/base"
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/internal/vfs"
 	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/memtable"

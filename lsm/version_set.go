@@ -2,11 +2,12 @@ package lsm
 
 import (
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/stratadb/strata/internal/failpoint"
+	"github.com/stratadb/strata/internal/invariants"
 	"github.com/stratadb/strata/internal/vfs"
 	"github.com/stratadb/strata/manifest"
 	"github.com/stratadb/strata/memtable"
@@ -76,7 +77,11 @@ func (d *DB) loadReadState() *readState {
 // unref drops a reference; the last one releases the version, deleting the
 // tables no other version holds.
 func (rs *readState) unref() {
-	if rs.refs.Add(-1) == 0 && rs.version != nil {
+	n := rs.refs.Add(-1)
+	if invariants.Enabled && n < 0 {
+		panic("lsm: read state released more often than referenced")
+	}
+	if n == 0 && rs.version != nil {
 		rs.d.deleteObsolete(rs.version.Unref())
 	}
 }
@@ -152,6 +157,9 @@ func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) (*readState, error) {
 		if len(edit.DeletedFiles) > 0 {
 			failpoint.Hit(failpoint.CompactionAfterManifestBeforeD)
 		}
+	}
+	if invariants.Enabled {
+		d.checkVersionLocked(v)
 	}
 	old := d.mu.current
 	d.mu.current, d.mu.state = v, s

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+
 	"github.com/stratadb/strata/internal/failpoint"
 )
 

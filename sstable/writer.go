@@ -160,11 +160,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"slices"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/compress"
+	"github.com/stratadb/strata/internal/failpoint"
 	"github.com/stratadb/strata/internal/vfs"
 )
 

@@ -2,8 +2,9 @@ package wal
 
 import (
 	"fmt"
-	"github.com/stratadb/strata/internal/failpoint"
 	"io"
+
+	"github.com/stratadb/strata/internal/failpoint"
 )
 
 // Flush returns once every byte of the log up to end (an offset returned by
