@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -115,6 +116,30 @@ type DB struct {
 	snapshots snapshotList
 
 	stats dbStats
+	// salvaged lists what Options.Salvage dropped at Open.
+	salvaged []SalvagedFile
+}
+
+// SalvagedFile describes WAL bytes that Options.Salvage dropped at Open.
+type SalvagedFile struct {
+	// File is the WAL, CopiedTo the copy of it set aside in the store's
+	// directory.
+	File, CopiedTo string
+	// Offset is where the dropped bytes start (the records before it were
+	// kept) and DroppedBytes how many were dropped.
+	Offset, DroppedBytes int64
+	// Reason is the damage found, or why a later WAL was dropped.
+	Reason string
+}
+
+// Salvaged returns what Options.Salvage dropped when the store was opened:
+// nothing for a store that opened without damage. The slice is the
+// caller's.
+func (d *DB) Salvaged() []SalvagedFile {
+	if d.check() != nil {
+		return nil
+	}
+	return slices.Clone(d.salvaged)
 }
 
 // dbStats counts what Metrics reports.

@@ -222,14 +222,21 @@ func (d *DB) recover() error {
 	r := replay{d: d, lastSeq: s.LastSeqNum, floor: s.LastSeqNum}
 	var empty []uint64
 	for i, num := range logs {
+		if r.salvaged {
+			if err := r.setAside(num, 0, "a WAL after a damaged one"); err != nil {
+				return err
+			}
+			continue
+		}
 		records, err := r.log(num, i >= newest)
 		if err != nil {
 			return err
 		}
-		if records == 0 {
+		if records == 0 && !r.salvaged {
 			empty = append(empty, num)
 		}
 	}
+	d.salvaged = r.report
 	d.mu.imm = r.flushables
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
@@ -353,6 +360,49 @@ type replay struct {
 	// below it are skipped, until the first one applied.
 	floor   base.SeqNum
 	applied bool
+	// salvaged is set once Options.Salvage dropped damaged records; report
+	// lists what was set aside.
+	salvaged bool
+	report   []SalvagedFile
+}
+
+// salvage ends the replay at the damage err found in WAL num, whose records
+// up to offset valid were applied: the file is copied aside whole (for a
+// post-mortem) and cut at valid, and every later WAL is set aside, so that
+// the store opens to the prefix of commits before the damage.
+func (r *replay) salvage(num uint64, valid int64, err error) error {
+	r.salvaged = true
+	if err := r.setAside(num, valid, err.Error()); err != nil {
+		return err
+	}
+	return r.d.truncate(r.d.path(logFileName(num)), valid)
+}
+
+// setAside copies WAL num to NNNNNN.log.salvaged and records in the report
+// that its bytes from offset keep on were dropped.
+func (r *replay) setAside(num uint64, keep int64, reason string) error {
+	name := logFileName(num)
+	b, err := vfs.ReadFile(r.d.fs, r.d.path(name))
+	if err != nil {
+		return err
+	}
+	aside := name + salvagedSuffix
+	if err := vfs.WriteFile(r.d.fs, r.d.path(aside), b); err != nil {
+		return fmt.Errorf("setting %s aside: %w", name, err)
+	}
+	if keep == 0 {
+		if err := r.d.fs.Remove(r.d.path(name)); err != nil {
+			return err
+		}
+	}
+	if err := r.d.syncDir(); err != nil {
+		return err
+	}
+	f := SalvagedFile{File: name, CopiedTo: aside, Offset: keep, DroppedBytes: int64(len(b)) - keep, Reason: reason}
+	r.report = append(r.report, f)
+	r.d.opts.Logger.Warn("salvage dropped WAL records", "file", name, "offset", keep,
+		"dropped_bytes", f.DroppedBytes, "copy", aside, "reason", reason)
+	return nil
 }
 
 // log replays WAL number num and returns how many records it held.
@@ -371,24 +421,29 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 			r.flushables = append(r.flushables, &flushable{mem: r.mem, logNum: num, lastSeq: r.lastSeq})
 		}
 	}()
+	valid := int64(0) // end of the last record applied
 	for {
 		rec, err := wr.Next()
 		if err == io.EOF {
 			break
 		}
+		if err == nil {
+			err = r.record(slices.Clone(rec), num, name, wr.Offset())
+		}
 		if err != nil {
+			if r.d.opts.Salvage && errors.Is(err, base.ErrCorruption) {
+				return records, r.salvage(num, valid, err)
+			}
 			return records, err
 		}
-		if err := r.record(slices.Clone(rec), num, name, wr.Offset()); err != nil {
-			return records, err
-		}
+		valid = wr.Offset()
 		records++
 	}
 	size, err := f.Size()
 	if err != nil {
 		return records, err
 	}
-	if valid := wr.Offset(); newest && valid < size {
+	if newest && valid < size {
 		if err := r.d.truncate(name, valid); err != nil {
 			return records, fmt.Errorf("dropping the torn tail of %s: %w", name, err)
 		}

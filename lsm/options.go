@@ -105,6 +105,15 @@ type Options struct {
 	// and bulk loads use it. The default value is false.
 	DisableAutomaticCompactions bool
 
+	// Salvage opens a store whose WAL is damaged instead of failing with
+	// ErrCorruption: replay stops at the first damaged record, the damaged
+	// WAL and every later one are copied aside (NNNNNN.log.salvaged) and
+	// dropped from the store, which opens to the commits before the damage.
+	// DB.Salvaged reports what was dropped. Commits after the damage are
+	// lost: use it only when the alternative is losing the store. The
+	// default value is false.
+	Salvage bool
+
 	// Logger receives the engine's events: recovery (WAL files replayed,
 	// torn tails dropped, obsolete files removed), memtable and WAL
 	// rotations, flushes, compactions and write stalls. A nil Logger is

@@ -25,6 +25,9 @@ import (
 // Manifests, WALs and tables share one sequence of file numbers.
 const tableSuffix = ".sst"
 
+// salvagedSuffix ends the copies of the WAL files Options.Salvage dropped.
+const salvagedSuffix = ".salvaged"
+
 // tableFileName names table number num.
 func tableFileName(num uint64) string { return fmt.Sprintf("%06d%s", num, tableSuffix) }
 

@@ -1,0 +1,65 @@
+package lsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSalvage damages the middle of a WAL: Open fails with ErrCorruption,
+// and Options.Salvage opens the store to the commits before the damage,
+// reports what it dropped and keeps a copy of the damaged file.
+func TestSalvage(t *testing.T) {
+	dir := t.TempDir()
+	d := openTest(t, dir, nil)
+	const txns = 200
+	for s := 0; s < txns; s++ {
+		must(t, d.Update(func(tx *Txn) error {
+			if err := tx.Set([]byte(fmt.Sprintf("k%04d", s)), make([]byte, 300)); err != nil {
+				return err
+			}
+			return tx.SetOffset("p", int64(s))
+		}))
+	}
+	must(t, d.Close())
+	logs, _ := filepath.Glob(filepath.Join(dir, "*"+logSuffix))
+	if len(logs) != 1 {
+		t.Fatalf("WAL files %q", logs)
+	}
+	b, err := os.ReadFile(logs[0])
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(logs[0], b, 0o644))
+
+	if _, err := Open(dir, nil); !errors.Is(err, ErrCorruption) {
+		t.Fatalf("Open of a damaged WAL: %v", err)
+	}
+	d, err = Open(dir, &Options{Salvage: true})
+	must(t, err)
+	report := d.Salvaged()
+	if len(report) != 1 || report[0].DroppedBytes == 0 || report[0].Offset == 0 {
+		t.Fatalf("salvage report %+v", report)
+	}
+	off, ok := d.CommittedOffset("p")
+	if !ok || off <= 0 || off >= txns-1 {
+		t.Fatalf("salvaged offset %d %v: want a prefix short of %d", off, ok, txns-1)
+	}
+	for s := 0; s < txns; s++ {
+		_, err := d.Get([]byte(fmt.Sprintf("k%04d", s)))
+		if (s <= int(off)) != (err == nil) {
+			t.Fatalf("key %d with offset %d: %v", s, off, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, report[0].CopiedTo)); err != nil {
+		t.Fatalf("the damaged WAL was not set aside: %v", err)
+	}
+	t.Logf("salvage kept %d of %d commits: %+v", off+1, txns, report)
+	must(t, d.Close())
+	// The salvaged store opens normally from now on.
+	d = openTest(t, dir, nil)
+	if got, _ := d.CommittedOffset("p"); got != off || len(d.Salvaged()) != 0 {
+		t.Fatalf("reopened at offset %d, report %v", got, d.Salvaged())
+	}
+}
