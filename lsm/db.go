@@ -210,6 +210,12 @@ func (d *DB) Close() error {
 		failpoint.Hit(failpoint.CloseMidFlush)
 	}
 	d.bg.Wait()
+	// A compaction run by DB.Compact on another goroutine stops too.
+	d.mu.Lock()
+	for d.mu.compacting {
+		d.mu.cond.Wait()
+	}
+	d.mu.Unlock()
 	d.commit.Lock()
 	var err error
 	if d.commit.log != nil {
