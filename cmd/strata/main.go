@@ -21,6 +21,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "demo":
 		err = demo(args)
+	case "scale":
+		err = scale(args)
 	case "help", "-h", "--help":
 		usage()
 		return
