@@ -71,6 +71,9 @@ type DB struct {
 		// runs: one at a time.
 		compacting bool
 		closing    bool
+		// closed is set once Close no longer owns the directory: files are
+		// no longer deleted.
+		closed bool
 		// compactPointer is, per level, the largest key of the last table
 		// compacted out of it: the next one starts after it.
 		compactPointer [manifest.NumLevels][]byte
@@ -232,6 +235,9 @@ func (d *DB) Close() error {
 	if d.tables != nil {
 		err = errors.Join(err, d.tables.Close())
 	}
+	d.mu.Lock()
+	d.mu.closed = true
+	d.mu.Unlock()
 	if d.lock != nil {
 		err = errors.Join(err, d.lock.Close())
 	}

@@ -210,10 +210,11 @@ func (d *DB) deleteObsolete(files []*manifest.FileMetadata) {
 }
 
 // deleteObsoleteLocked deletes the files of tables no version holds any
-// more, unless the DB is closing: the next Open removes what the manifest
+// more, unless the DB is closed (the directory may belong to another
+// process by then): the next Open removes what the manifest
 // does not name. d.mu is held.
 func (d *DB) deleteObsoleteLocked(files []*manifest.FileMetadata) {
-	if d.mu.closing {
+	if d.mu.closed {
 		return
 	}
 	for _, f := range files {

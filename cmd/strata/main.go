@@ -3,6 +3,8 @@
 // Usage:
 //
 //	strata demo [flags]   run a stream-processor-like demo on an embedded store
+//	strata scale [flags]  load a large store, kill it, reopen it, measure reads and amplification
+//	strata check <dir>    verify a closed store: checksums, key order, manifest against files
 //
 // Run "strata <command> -h" for a command's flags.
 package main
@@ -23,6 +25,8 @@ func main() {
 		err = demo(args)
 	case "scale":
 		err = scale(args)
+	case "check":
+		err = check(args)
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -43,5 +47,9 @@ func usage() {
 commands:
   demo   consume a synthetic changelog in transactions that commit data and
          offsets together, get killed midway, resume, and verify the result
+  scale  load many keys in a child process, kill -9 it, time the reopen,
+         measure reads, write and space amplification (docs/SCALE.md)
+  check  verify a closed store: every checksum, key order, the manifest
+         against the files, no leftover file
 `)
 }
