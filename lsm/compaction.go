@@ -258,7 +258,8 @@ func (d *DB) compactLocked(c *compaction) error {
 
 // runCompaction merges the inputs of c, read from version v, into new
 // tables of the output level, which it returns (synced, the directory
-// synced).
+// synced). It reads around the block cache, which it would otherwise fill
+// with blocks no reader asked for.
 func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.FileMetadata, error) {
 	var srcs []internalIterator
 	var releases []func()
@@ -270,6 +271,7 @@ func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.File
 	for i, files := range c.inputs {
 		if c.level+i > 0 && len(files) > 0 {
 			l := newLevelIter(d.tables, files, nil, nil)
+			l.noCacheFill = true
 			releases = append(releases, func() { l.Close() })
 			srcs = append(srcs, l)
 			continue
@@ -280,6 +282,7 @@ func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.File
 				return nil, err
 			}
 			it := r.NewIter()
+			it.SetCacheFill(false)
 			releases = append(releases, func() { it.Close(); release() })
 			srcs = append(srcs, it)
 		}

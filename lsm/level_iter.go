@@ -52,6 +52,9 @@ type levelIter struct {
 	valid   bool
 	err     error
 	closed  bool
+	// noCacheFill keeps the blocks read out of the block cache (for
+	// compactions).
+	noCacheFill bool
 }
 
 // newLevelIter returns an unpositioned iterator over files (a level's
@@ -107,6 +110,7 @@ func (l *levelIter) open(i int) bool {
 	}
 	l.index, l.release = i, release
 	l.iter.Init(r)
+	l.iter.SetCacheFill(!l.noCacheFill)
 	return true
 }
 

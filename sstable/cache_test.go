@@ -204,3 +204,42 @@ func readerWorkload(r *Reader, kvs []kv, rng interface{ Intn(int) int }) error {
 	}
 	return nil
 }
+
+// TestIterWithoutCacheFill reads a table with an iterator that does not
+// fill the cache: the cache stays empty, and blocks already cached are
+// still used.
+func TestIterWithoutCacheFill(t *testing.T) {
+	c := NewCache(1 << 20)
+	kvs := make([]kv, 2000)
+	for i := range kvs {
+		kvs[i] = kv{ikey(fmt.Sprintf("k%05d", i), 1, base.KindSet), make([]byte, 50)}
+	}
+	r := mustOpen(t, buildTable(t, 1, kvs, WriterOptions{}), 1, ReaderOptions{Cache: c, CacheID: c.NewID()})
+	defer r.Close()
+	it := r.NewIter()
+	it.SetCacheFill(false)
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	it.Close()
+	if n != 2000 || c.Metrics().Count != 0 {
+		t.Fatalf("read %d entries; %d blocks cached by an iterator that does not fill the cache", n, c.Metrics().Count)
+	}
+	it = r.NewIter()
+	for ok := it.First(); ok; ok = it.Next() {
+	}
+	it.Close()
+	cached := c.Metrics().Count
+	if cached == 0 {
+		t.Fatal("a filling iterator cached nothing")
+	}
+	it = r.NewIter()
+	it.SetCacheFill(false)
+	for ok := it.First(); ok; ok = it.Next() {
+	}
+	it.Close()
+	if m := c.Metrics(); m.Hits == 0 || m.Count != cached {
+		t.Fatalf("a non-filling iterator over a cached table: %+v", m)
+	}
+}

@@ -159,7 +159,7 @@ func checkMemory(t *testing.T, r *Reader, size int) {
 		t.Fatalf("a %d-byte table holds %d bytes of metadata", size, held)
 	}
 	for i := range r.index {
-		b, err := r.dataBlock(i)
+		b, err := r.dataBlock(i, true)
 		if err != nil {
 			return
 		}
@@ -271,7 +271,7 @@ func sampleBlocks(tb testing.TB) [][]byte {
 			tb.Fatal(err)
 		}
 		for i := range min(len(r.index), 2) {
-			b, err := r.dataBlock(i)
+			b, err := r.dataBlock(i, true)
 			if err != nil {
 				tb.Fatal(err)
 			}

@@ -26,6 +26,7 @@ type Iter struct {
 	block  int // index of the data block in data, -1 if none
 	err    error
 	closed bool
+	noFill bool // blocks read are not added to the cache
 }
 
 // NewIter returns an unpositioned iterator over the table. Safe to call
@@ -44,6 +45,12 @@ func (it *Iter) Init(r *Reader) {
 	*it = Iter{r: r, block: -1, data: blockIter{key: d.key[:0], cache: d.cache[:0], cacheKeys: d.cacheKeys[:0], cacheIdx: -1}}
 }
 
+// SetCacheFill tells whether the blocks the iterator reads are added to the
+// block cache (the default after Init) or only used: a compaction reads
+// each block once, and filling the cache with them would evict the blocks
+// readers need. Blocks already cached are used either way.
+func (it *Iter) SetCacheFill(fill bool) { it.noFill = !fill }
+
 // load makes data block i the current one, unpositioned.
 func (it *Iter) load(i int) bool {
 	if it.err != nil || it.closed {
@@ -57,7 +64,7 @@ func (it *Iter) load(i int) bool {
 		return true
 	}
 	it.block = -1
-	b, err := it.r.dataBlock(i)
+	b, err := it.r.dataBlock(i, !it.noFill)
 	if err != nil {
 		it.err = err
 		return false

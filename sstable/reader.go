@@ -294,8 +294,9 @@ func parseIndex(b []byte, n int, dataEnd uint64) ([]indexEntry, error) {
 	return index, nil
 }
 
-// dataBlock returns data block i, from the cache or read, checked.
-func (r *Reader) dataBlock(i int) ([]byte, error) {
+// dataBlock returns data block i, from the cache or read, checked; a block
+// read is added to the cache if fill is true.
+func (r *Reader) dataBlock(i int, fill bool) ([]byte, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -315,7 +316,9 @@ func (r *Reader) dataBlock(i int) ([]byte, error) {
 	if _, err := checkBlock(b, c); err != nil {
 		return nil, r.blockErr("data", h.offset, err)
 	}
-	r.cache.set(k, b)
+	if fill {
+		r.cache.set(k, b)
+	}
 	return b, nil
 }
 
@@ -336,7 +339,7 @@ func (r *Reader) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, 
 	}
 	target := base.InternalKey{UserKey: userKey, Trailer: base.MakeTrailer(min(seq, base.MaxSeqNum), base.KindMax)}
 	for i := r.searchIndex(target); i < len(r.index); i++ {
-		b, err := r.dataBlock(i)
+		b, err := r.dataBlock(i, true)
 		if err != nil {
 			return nil, 0, false, err
 		}
