@@ -49,8 +49,11 @@ func parseLogFileName(name string) (uint64, bool) {
 // an error wrapping ErrLocked. Damage to the WAL other than a torn tail of
 // the newest file, or to the manifest, fails Open with an error wrapping
 // ErrCorruption that names the file and offset. Open's time is bounded by
-// the WAL files still to replay (at most a few memtables) and the manifest,
-// not by the size of the store: tables are opened when first read.
+// the WAL files still to replay and the manifest, not by the size of the
+// store: tables are opened when first read. The WAL to replay holds at
+// most the memtables not yet flushed, up to MemTableStopWritesThreshold
+// times MemTableSize (256 MiB with the defaults: a few seconds; see
+// docs/SCALE.md for measured reopen times).
 func Open(dirname string, opts *Options) (*DB, error) {
 	o := opts.withDefaults()
 	if err := o.validate(); err != nil {
