@@ -3,12 +3,15 @@ package lsm
 import (
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stratadb/strata/internal/vfs"
@@ -21,215 +24,305 @@ import (
 // faultWrites(s) keys f/p/s/i with values from crashValue (some larger than
 // a WAL block) and sets offset "p<p>" to s, so that each offset tells
 // exactly which transactions must be present. Partitions commit from
-// goroutines of their own.
+// goroutines of their own, in the phases of faultPlan (fault_lsm_test.go),
+// with a Flush, a reopen and a Compact between them.
 
 const faultTxns = 40
 
 // tornPct and trashPct damage unsynced blocks in TestPowerCut.
 var tornPct, trashPct = 10, 5
 
+// faultExhaustive makes TestErrorInjection fail every op of the workload in
+// every mode, and TestPowerCut cut the power at every mutating op in every
+// crash mode, instead of a sample of each kind of op (a few minutes with
+// -race).
+var faultExhaustive = flag.Bool("fault.exhaustive", false,
+	"TestErrorInjection and TestPowerCut: every op instead of a sample of each kind")
+
 type faultConfig struct {
 	parts  int
 	noSync bool
 }
 
-func faultWrites(s int) int { return 1 + s%5 }
+// faultMaxParts bounds cfg.parts, faultMaxWrites faultWrites.
+const faultMaxParts, faultMaxWrites = 4, 5
 
-func faultKey(p, s, i int) []byte { return []byte(fmt.Sprintf("f/%d/%04d/%d", p, s, i)) }
+func faultWrites(s int) int { return 1 + s%faultMaxWrites }
+
+// faultKey and faultValue return the key and value of write i of
+// partition p's transaction s. Keys sort by (p, s, i). Both are computed
+// once (some values are 50 KiB, slow to build under the race detector); the
+// caller must not modify them.
+func faultKey(p, s, i int) []byte { return faultData().keys[faultIndex(p, s, i)] }
+
+func faultValue(p, s, i int) []byte { return faultData().values[faultIndex(p, s, i)] }
+
+func faultIndex(p, s, i int) int { return (p*faultTxns+s)*faultMaxWrites + i }
+
+var faultData = sync.OnceValue(func() (d struct{ keys, values [][]byte }) {
+	n := faultMaxParts * faultTxns * faultMaxWrites
+	d.keys, d.values = make([][]byte, n), make([][]byte, n)
+	for p := range faultMaxParts {
+		for s := range faultTxns {
+			for i := range faultWrites(s) {
+				d.keys[faultIndex(p, s, i)] = []byte(fmt.Sprintf("f/%d/%04d/%d", p, s, i))
+				d.values[faultIndex(p, s, i)] = crashValue(p, s, i)
+			}
+		}
+	}
+	return d
+})
 
 func faultOffset(p int) string { return "p" + strconv.Itoa(p) }
 
-// faultOptions make memtables rotate (new WAL files) during the workload.
-func faultOptions(fs vfs.FS, cfg faultConfig) *Options {
-	return &Options{FS: fs, MemTableSize: 64 << 10, NoSync: cfg.noSync}
+// errorModes are the failures TestErrorInjection injects: into ops of the
+// kinds it applies to (all if nil), perKind occurrences of each kind of op
+// of each kind of file (see faultPicks). A persistent failure also fails
+// every later mutating op, as a disk gone bad would.
+var errorModes = []struct {
+	name       string
+	err        error
+	persistent bool
+	perKind    int
+	applies    func(errorfs.OpKind) bool
+}{
+	{"eio-once", errorfs.ErrInjected, false, 10, nil},
+	{"eio-persistent", errorfs.ErrInjected, true, 5, nil},
+	{"enospc", errorfs.ErrNoSpace, false, 5, func(k errorfs.OpKind) bool {
+		return k == errorfs.OpCreate || k == errorfs.OpWrite || k == errorfs.OpSync || k == errorfs.OpDirSync ||
+			k == errorfs.OpRename || k == errorfs.OpTruncate || k == errorfs.OpMkdirAll
+	}},
+	{"short-write", errorfs.ShortWrite{Err: errorfs.ErrNoSpace}, false, 10, func(k errorfs.OpKind) bool {
+		return k == errorfs.OpWrite
+	}},
 }
 
-// runFaultWorkload opens the store and commits the workload's transactions
-// until one fails. It returns the last acknowledged transaction of each
-// partition (-1 if none) and the first error that stopped a partition.
-// onAck, if not nil, is called after each acknowledged commit.
-func runFaultWorkload(fs vfs.FS, cfg faultConfig, onAck func(p, s int)) (acked []int, err error) {
-	acked = make([]int, cfg.parts)
-	for p := range acked {
-		acked[p] = -1
+// TestErrorInjection fails the filesystem operations of the workload one
+// at a time (EIO once, EIO for good, ENOSPC, short writes): the ops of
+// commits, rotations, flushes, compactions, manifest rolls, file deletions,
+// Close and the reopen. It targets the n-th op of a kind (say the 2nd
+// rename of CURRENT), which background flushes and compactions do not
+// shift as they shift op indices, and samples a few n of each kind (all
+// with -fault.exhaustive). It checks that the error reaches the caller (a
+// commit, Flush, Compact, Close or Open), nothing panics, the store then
+// refuses writes, no commit is acknowledged after a failed WAL write or
+// sync, and after reopening no acknowledged commit is lost, no commit is
+// partial and no obsolete file is left. It logs which ops of which files
+// the errors hit.
+func TestErrorInjection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 0))
+	cfg := faultConfig{parts: 1}
+	census, stats := faultCensus(t, cfg, 5)
+	if !stats.exercised() {
+		t.Fatalf("the workload does not exercise the LSM: %s", stats)
 	}
-	db, err := Open("db", faultOptions(fs, cfg))
-	if err != nil {
-		return acked, err
-	}
-	errs := make([]error, cfg.parts)
-	var wg sync.WaitGroup
-	for p := 0; p < cfg.parts; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[p] = faultPartition(db, p, func(s int) {
-				acked[p] = s
-				if onAck != nil {
-					onAck(p, s)
+	cov := newFaultCoverage()
+	runs, reported := 0, 0
+	for _, m := range errorModes {
+		for _, c := range sortedTargets(census) {
+			if m.applies != nil && !m.applies(c.kind) {
+				continue
+			}
+			for _, n := range faultPicks(census[c], m.perKind, rng) {
+				what := fmt.Sprintf("%s at %s %s #%d", m.name, c.file, c.kind, n)
+				if injectFault(t, what, faultInjector(c, n, m.err, m.persistent), cov) {
+					reported++
 				}
-			})
-		}()
-	}
-	wg.Wait()
-	return acked, errors.Join(errors.Join(errs...), db.Close())
-}
-
-// faultPartition commits partition p's transactions.
-func faultPartition(db *DB, p int, ack func(s int)) error {
-	for s := 0; s < faultTxns; s++ {
-		t := db.Begin(nil)
-		for i := 0; i < faultWrites(s); i++ {
-			if err := t.Set(faultKey(p, s, i), crashValue(p, s, i)); err != nil {
-				return err
+				runs++
 			}
 		}
-		t.SetOffset(faultOffset(p), int64(s))
-		if err := t.Commit(); err != nil {
-			// After a failed commit the store must refuse writes.
-			if err2 := db.Set([]byte("x"), nil); err2 == nil {
-				return fmt.Errorf("a write succeeded after the failed commit %d (%v)", s, err)
-			}
+	}
+	t.Logf("workload: %s, %d ops; %d runs, %d saw the injected error; ops hit:%s",
+		stats, faultOps(census), runs, reported, cov)
+	if m := cov.missing(); len(m) > 0 {
+		t.Errorf("no injected error hit: %s", strings.Join(m, ", "))
+	}
+}
+
+// faultInjector fails the n-th op (from 0) of target's kind with err and,
+// if persistent, every mutating op after it.
+func faultInjector(target faultTarget, n int, err error, persistent bool) errorfs.Injector {
+	var seen atomic.Int64
+	var fired atomic.Bool
+	return errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if persistent && fired.Load() && op.Kind.Mutating() {
 			return err
 		}
-		ack(s)
-	}
-	return nil
+		if faultTargetOf(op) == target && seen.Add(1)-1 == int64(n) && !fired.Swap(true) {
+			return err
+		}
+		return nil
+	})
 }
 
-// verifyFaultStore opens the store on fs and checks that each partition
-// holds exactly the transactions up to its committed offset, and at least
-// up to acked.
-func verifyFaultStore(fs vfs.FS, cfg faultConfig, acked []int) error {
-	db, err := Open("db", faultOptions(fs, cfg))
-	if err != nil {
-		return fmt.Errorf("reopen: %w", err)
-	}
-	defer db.Close()
-	n := 0
-	for p := 0; p < cfg.parts; p++ {
-		o := -1
-		if v, ok := db.CommittedOffset(faultOffset(p)); ok {
-			o = int(v)
+// injectFault runs the workload with inj and checks the outcome; what
+// names the run in failures. It records the op that failed in cov and
+// reports whether the error reached the caller.
+func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCoverage) bool {
+	t.Helper()
+	var (
+		mu        sync.Mutex
+		fired     *errorfs.Op
+		firedLog  *faultLog // of the DB open when the error fired
+		firedDone int64     // the compactions it had logged by then
+		// firedClean: the op that failed closed a file with nothing
+		// unsynced; unsynced tells the files written since last synced.
+		firedClean bool
+		unsynced   = map[string]bool{}
+		walFailed  atomic.Pointer[faultLog]
+		r          *faultRun
+	)
+	// Flushes and compactions run in the background, so the operations of
+	// two runs need not come in the same order: what matters is the
+	// operation that actually failed.
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		err := inj.MaybeError(op)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			switch op.Kind {
+			case errorfs.OpWrite, errorfs.OpTruncate:
+				unsynced[op.Path] = true
+			case errorfs.OpCreate, errorfs.OpSync:
+				unsynced[op.Path] = false
+			}
+			return nil
 		}
-		if o < acked[p] {
-			return fmt.Errorf("partition %d: committed offset %d, but transaction %d was acknowledged", p, o, acked[p])
-		}
-		for s := 0; s <= o; s++ {
-			for i := 0; i < faultWrites(s); i++ {
-				v, err := db.Get(faultKey(p, s, i))
-				if err != nil || string(v) != string(crashValue(p, s, i)) {
-					return fmt.Errorf("partition %d at offset %d: key %s: %v", p, o, faultKey(p, s, i), err)
-				}
-				n++
+		if fired == nil {
+			fired, firedLog = &op, r.log.Load()
+			firedDone = firedLog.compactions.Load()
+			firedClean = op.Kind == errorfs.OpClose && !unsynced[op.Path]
+			if faultFileKind(op.Path) == "log" && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync) {
+				walFailed.Store(firedLog)
 			}
 		}
+		return err
+	}))
+	mem := fs.Unwrap()
+	cfg := faultConfig{parts: 1}
+	r = newFaultRun(fs, cfg)
+	r.noStats = true
+	var ackedAfterFailure atomic.Int64
+	r.onAck = func(p, s int) {
+		if l := walFailed.Load(); l != nil && l == r.log.Load() {
+			ackedAfterFailure.Store(int64(s) + 1)
+		}
 	}
-	it, _ := db.NewIterator(nil)
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		n--
+	err := r.run()
+	switch {
+	case err == nil && r.acked[0] != faultTxns-1:
+		t.Fatalf("%s: the workload stopped at %d without an error", what, r.acked[0])
+	case err != nil && !errors.Is(err, errorfs.ErrInjected):
+		t.Fatalf("%s: error does not wrap the injected one: %v", what, err)
+	case ackedAfterFailure.Load() > 0:
+		t.Fatalf("%s: commit %d was acknowledged after the WAL failed", what, ackedAfterFailure.Load()-1)
 	}
-	if n != 0 {
-		return fmt.Errorf("the store holds %d keys too many", -n)
+	if fired != nil {
+		cov.add(*fired, r.failedIn)
+		if err == nil && !quietlyFailable(*fired, firedClean, firedLog.compactions.Load() == firedDone) {
+			t.Fatalf("%s (%s): the injected error was swallowed; the log:%s", what, fired, r.events())
+		}
 	}
-	return nil
+	if err := verifyFaultStore(mem, cfg, r.acked); err != nil {
+		t.Fatalf("%s (acked %v, failed %v): %v", what, r.acked, fired, err)
+	}
+	return err != nil
 }
 
-// TestErrorInjection fails every filesystem operation of the workload in
-// turn (EIO once, EIO for good, ENOSPC, short writes) and checks that the
-// error reaches the caller, nothing panics, and after reopening no
-// acknowledged commit is lost and no commit is partial.
-func TestErrorInjection(t *testing.T) {
-	counter := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error { return nil }))
-	single := faultConfig{parts: 1}
-	if _, err := runFaultWorkload(counter, single, nil); err != nil {
-		t.Fatal(err)
+// quietlyFailable reports whether the store may carry on without reporting
+// a failure of op: the existence check of the directory (Open then creates
+// it), the removal of an obsolete file (the next Open removes it), closing
+// a file with nothing unsynced (clean: a file read from, a table or
+// manifest whose writes were all synced, a directory handle synced), and
+// opening or reading a table for a compaction that Close abandoned
+// (abandoned: no compaction of the same DB ended afterwards; the merge
+// goes on past a failed input and reports its error at the end, unless
+// Close stops it first).
+func quietlyFailable(op errorfs.Op, clean, abandoned bool) bool {
+	switch file := faultFileKind(op.Path); op.Kind {
+	case errorfs.OpRemove:
+		return true
+	case errorfs.OpClose:
+		return clean
+	case errorfs.OpStat:
+		return file == "dir" || file == "sst" && abandoned
+	case errorfs.OpOpen, errorfs.OpRead:
+		return file == "sst" && abandoned
 	}
-	ops := counter.Ops()
-	modes := []struct {
-		name string
-		inj  func(i int64) errorfs.Injector
-	}{
-		{"eio-once", func(i int64) errorfs.Injector { return errorfs.OnIndex(i, errorfs.ErrInjected) }},
-		{"eio-persistent", func(i int64) errorfs.Injector { return errorfs.Persistent(i, errorfs.ErrInjected) }},
-		{"enospc", func(i int64) errorfs.Injector { return errorfs.OnIndex(i, errorfs.ErrNoSpace) }},
-		{"short-write", func(i int64) errorfs.Injector {
-			return errorfs.OnIndex(i, errorfs.ShortWrite{Err: errorfs.ErrNoSpace})
-		}},
-	}
-	injected := 0
-	for _, m := range modes {
-		for i := int64(0); i < ops; i++ {
-			mem := vfs.NewMem()
-			// Flushes run in the background, so the operations of two
-			// runs need not come in the same order: what matters is the
-			// operation that actually failed.
-			inj := m.inj(i)
-			var mu sync.Mutex
-			var fired *errorfs.Op
-			fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-				err := inj.MaybeError(op)
-				mu.Lock()
-				if err != nil && fired == nil {
-					fired = &op
-				}
-				mu.Unlock()
-				return err
-			}))
-			acked, err := runFaultWorkload(fs, single, nil)
-			if err == nil && acked[0] != faultTxns-1 {
-				t.Fatalf("%s at op %d: workload stopped at %d without an error", m.name, i, acked)
-			}
-			if err != nil && !errors.Is(err, errorfs.ErrInjected) && !errors.Is(err, errorfs.ErrNoSpace) {
-				t.Fatalf("%s at op %d: error does not wrap the injected one: %v", m.name, i, err)
-			}
-			switch {
-			case err != nil:
-				injected++
-			case fired != nil && fired.Kind != errorfs.OpStat && fired.Kind != errorfs.OpRemove &&
-				!(fired.Kind == errorfs.OpClose && strings.HasSuffix(fired.Path, tableSuffix)):
-				// Only the existence check of the directory may fail
-				// quietly (Open then creates it), the removal of an
-				// obsolete file (the next Open removes it), and closing a
-				// table read from (a table written is synced and closed
-				// by its writer, which reports errors).
-				t.Fatalf("%s at op %d (%s %s): the injected error was swallowed", m.name, i, fired.Kind, fired.Path)
-			}
-			if err := verifyFaultStore(mem, single, acked); err != nil {
-				t.Fatalf("%s at op %d (acked %d): %v", m.name, i, acked, err)
-			}
-		}
-	}
-	t.Logf("%d ops x %d modes; %d runs saw the injected error", ops, len(modes), injected)
+	return false
 }
 
-// TestPowerCut simulates a power cut at every mutating filesystem operation
-// of the workload (the crash-simulating filesystem keeps the synced state
-// and none, some or all of the unsynced writes, some torn or trashed) and
-// checks that every clone reopens to a prefix of each partition's commits
-// that holds every acknowledged commit when commits sync, and no partial
-// commit in any mode. It runs one committer, four concurrent ones (whose
-// group commits a memtable rotation can catch between write and sync), and
+// TestPowerCut simulates power cuts during the workload, flushes,
+// compactions, manifest rolls, deletions and the reopen included: the
+// crash-simulating filesystem keeps the synced state and none, some or all
+// of the unsynced writes, some torn or trashed. It cuts the power before a
+// sample of the n-th mutating ops of each kind (see faultPicks), with one
+// crash mode each; -fault.exhaustive cuts before every mutating op in the
+// three modes. Every clone must reopen to a prefix of each partition's
+// commits that holds every acknowledged commit when commits sync (and
+// every commit acknowledged before a Flush, Compact or Close returned in
+// NoSync mode), no partial commit in any mode, and no obsolete file once
+// reopened. It runs one committer, four concurrent ones (whose group
+// commits a memtable rotation can catch between write and sync), and
 // NoSync (where rotation is the only sync).
 func TestPowerCut(t *testing.T) {
 	seed := testSeed(t)
+	var all faultStats
 	for _, cfg := range []faultConfig{{parts: 1}, {parts: 4}, {parts: 1, noSync: true}, {parts: 4, noSync: true}} {
 		t.Run(fmt.Sprintf("parts=%d/nosync=%v", cfg.parts, cfg.noSync), func(t *testing.T) {
-			powerCuts(t, cfg, rand.New(rand.NewPCG(seed, uint64(cfg.parts))))
+			all.merge(powerCuts(t, cfg, rand.New(rand.NewPCG(seed, uint64(cfg.parts)))))
 		})
+	}
+	// A busy machine can keep one configuration's background compactions
+	// from reaching level 2 before Close; not all four.
+	if !t.Failed() && !all.exercised() {
+		t.Fatalf("the workload does not exercise the LSM: %s", all)
 	}
 }
 
-func powerCuts(t *testing.T, cfg faultConfig, rng *rand.Rand) {
-	mem := vfs.NewMem()
-	type clone struct {
-		fs    *vfs.MemFS
-		acked []int
-		what  string
+// powerCutsPerKind is how many ops of each kind TestPowerCut cuts the
+// power before.
+const powerCutsPerKind = 16
+
+// powerCuts runs the workload with cfg, cutting the power before a sample
+// of its ops, and checks the clones. It runs the workload up to three
+// times, until the background work reaches level 2, and returns the stats
+// of the run whose clones it checked.
+func powerCuts(t *testing.T, cfg faultConfig, rng *rand.Rand) faultStats {
+	census, _ := faultCensus(t, cfg, 1)
+	for try := 1; ; try++ {
+		clones, stats := powerCutRun(t, cfg, census, rng)
+		if !stats.exercised() && try < 3 {
+			continue
+		}
+		for _, c := range clones {
+			if err := verifyFaultStore(c.fs, cfg, c.acked); err != nil {
+				t.Fatalf("power cut before %s (acked %v): %v", c.what, c.acked, err)
+			}
+		}
+		t.Logf("workload: %s; %d simulated power cuts", stats, len(clones))
+		return stats
 	}
-	var mu sync.Mutex // guards the clones, acked and rng
-	var clones []clone
+}
+
+// powerCut is the state a power cut left.
+type powerCut struct {
+	fs    *vfs.MemFS
+	acked []int // the commits that must have survived
+	what  string
+}
+
+// powerCutRun runs the workload with cfg and returns the clones of its
+// filesystem taken before the n-th mutating ops of each kind that
+// faultPicks chooses from the census (the first powerCutsPerKind of a
+// kind the census did not meet), or before every mutating op with
+// -fault.exhaustive.
+func powerCutRun(t *testing.T, cfg faultConfig, census map[faultTarget]int, rng *rand.Rand) ([]powerCut, faultStats) {
+	mem := vfs.NewMem()
+	var mu sync.Mutex // guards clones, seen, picks, acked and rng
+	var clones []powerCut
+	seen := map[faultTarget]int{}
+	picks := map[faultTarget][]int{}
 	acked := make([]int, cfg.parts)
 	for p := range acked {
 		acked[p] = -1
@@ -240,28 +333,44 @@ func powerCuts(t *testing.T, cfg faultConfig, rng *rand.Rand) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		for _, pct := range []int{0, 50, 100} {
+		c := faultTargetOf(op)
+		if _, ok := picks[c]; !ok {
+			picks[c] = faultPicks(max(census[c], powerCutsPerKind), powerCutsPerKind, rng)
+		}
+		n := seen[c]
+		seen[c]++
+		if !*faultExhaustive && !slices.Contains(picks[c], n) {
+			return nil
+		}
+		pcts := []int{0, 50, 100}
+		if !*faultExhaustive {
+			pcts = pcts[rng.IntN(3):][:1]
+		}
+		for _, pct := range pcts {
 			cfg := vfs.CrashCloneConfig{UnsyncedPct: pct, TornPct: tornPct, TrashPct: trashPct, Rand: rand.New(rand.NewPCG(rng.Uint64(), 0))}
-			clones = append(clones, clone{mem.CrashClone(cfg), append([]int(nil), acked...), fmt.Sprintf("%s unsynced%%=%d", op, pct)})
+			clones = append(clones, powerCut{mem.CrashClone(cfg), slices.Clone(acked), fmt.Sprintf("%s unsynced%%=%d", op, pct)})
 		}
 		return nil
 	}))
-	_, err := runFaultWorkload(fs, cfg, func(p, s int) {
+	r := newFaultRun(fs, cfg)
+	r.onAck = func(p, s int) {
 		if !cfg.noSync {
 			mu.Lock()
 			acked[p] = s
 			mu.Unlock()
 		}
-	})
-	if err != nil {
+	}
+	// A Flush, a Compact and a Close make every commit acknowledged before
+	// durable, with or without NoSync.
+	r.onDurable = func(a []int) {
+		mu.Lock()
+		copy(acked, a)
+		mu.Unlock()
+	}
+	if err := r.run(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range clones {
-		if err := verifyFaultStore(c.fs, cfg, c.acked); err != nil {
-			t.Fatalf("power cut before %s (acked %v): %v", c.what, c.acked, err)
-		}
-	}
-	t.Logf("%d simulated power cuts", len(clones))
+	return clones, r.stats
 }
 
 // TestReplayRejectsImpossibleCount opens a store whose WAL holds a
@@ -293,5 +402,87 @@ func TestReplayRejectsImpossibleCount(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
 		t.Fatalf("Open allocated %d MiB for a %d-byte record", grew>>20, len(rec))
+	}
+}
+
+// TestCommittedOffsetReadError reads a committed offset once the table
+// holding it cannot be read.
+func TestCommittedOffsetReadError(t *testing.T) {
+	t.Skip("engine bug: CommittedOffset returns (0, false), and CommittedOffsets a map without the offset, " +
+		"when reading the table that holds it fails (after a flush, offsets live in tables): " +
+		"the caller cannot tell an I/O error from no committed offset, and would resume from the start")
+	var failReads atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.When(func(op errorfs.Op) bool {
+		return failReads.Load() && strings.HasSuffix(op.Path, tableSuffix)
+	}, errorfs.Always(errorfs.ErrInjected)))
+	db, err := Open("db", &Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx := db.Begin(nil)
+	if err := tx.SetOffset("p", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	failReads.Store(true)
+	if o, ok := db.CommittedOffset("p"); !ok || o != 7 {
+		t.Errorf("CommittedOffset = %d, %v; want 7, true (or an error)", o, ok)
+	}
+	if m := db.CommittedOffsets(); m["p"] != 7 {
+		t.Errorf("CommittedOffsets = %v; want p: 7 (or an error)", m)
+	}
+}
+
+// TestIteratorStopsAtReadError reads a key whose newest version is in a
+// table that fails to read, over an older version in another table.
+func TestIteratorStopsAtReadError(t *testing.T) {
+	t.Skip("engine bug: after a table of an Iterator fails to read a block, the merge drops that table and " +
+		"goes on, so the Iterator returns older versions (or deleted keys) the failed table shadows, and " +
+		"reports the error only once the merge is exhausted")
+	var failed atomic.Pointer[string]
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.When(func(op errorfs.Op) bool {
+		p := failed.Load()
+		return p != nil && op.Kind == errorfs.OpRead && op.Path == *p
+	}, errorfs.Always(errorfs.ErrInjected)))
+	db, err := Open("db", &Options{FS: fs, DisableAutomaticCompactions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, v := range []string{"old", "new"} {
+		if err := db.Set([]byte("k"), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := fs.List("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest string // the table holding "new": the last one flushed
+	for _, name := range names {
+		if strings.HasSuffix(name, tableSuffix) {
+			newest = fs.PathJoin("db", name)
+		}
+	}
+	it, err := db.NewIterator(nil) // opens both tables
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	failed.Store(&newest)
+	if it.First() {
+		t.Errorf("the iterator is at %s=%s, with no error, though reading %s failed", it.Key(), it.Value(), newest)
+	}
+	if !errors.Is(it.Error(), errorfs.ErrInjected) {
+		t.Errorf("Error() = %v, want the injected error", it.Error())
 	}
 }
