@@ -442,9 +442,6 @@ func TestCommittedOffsetReadError(t *testing.T) {
 // TestIteratorStopsAtReadError reads a key whose newest version is in a
 // table that fails to read, over an older version in another table.
 func TestIteratorStopsAtReadError(t *testing.T) {
-	t.Skip("engine bug: after a table of an Iterator fails to read a block, the merge drops that table and " +
-		"goes on, so the Iterator returns older versions (or deleted keys) the failed table shadows, and " +
-		"reports the error only once the merge is exhausted")
 	var failed atomic.Pointer[string]
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.When(func(op errorfs.Op) bool {
 		p := failed.Load()

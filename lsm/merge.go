@@ -27,11 +27,16 @@ type internalIterator interface {
 // moves in one direction at a time: Next is valid after First or SeekGE,
 // Prev after Last or SeekLT. The user-facing Iterator turns a change of
 // direction into a seek, which keeps this type small.
+//
+// A source that stops with an error (a table that cannot be read) stops
+// the merge: going on without it would return the older versions it
+// hides. The merge is then exhausted and Error returns the error.
 type mergingIter struct {
 	iters   []internalIterator
 	keys    []base.InternalKey // current key of each iterator
 	heap    []int              // indexes of valid iterators
 	reverse bool
+	err     error
 }
 
 func (m *mergingIter) init(iters []internalIterator) {
@@ -62,13 +67,29 @@ func (m *mergingIter) SeekLT(key []byte) bool {
 func (m *mergingIter) position(reverse bool, move func(internalIterator) bool) bool {
 	m.reverse = reverse
 	m.heap = m.heap[:0]
+	m.err = nil
 	for i, it := range m.iters {
 		if move(it) {
 			m.push(i, it)
+		} else if m.failed(it) {
+			return false
 		}
 	}
 	m.heapify()
 	return len(m.heap) > 0
+}
+
+// failed reports whether it stopped with an error, which then stops the
+// merge.
+func (m *mergingIter) failed(it internalIterator) bool {
+	if e, ok := it.(interface{ Error() error }); ok {
+		if err := e.Error(); err != nil {
+			m.err = err
+			m.heap = m.heap[:0]
+			return true
+		}
+	}
+	return false
 }
 
 func (m *mergingIter) push(i int, it internalIterator) {
@@ -100,6 +121,9 @@ func (m *mergingIter) step(forward bool) bool {
 	if ok {
 		m.keys[top] = it.Key()
 	} else {
+		if m.failed(it) {
+			return false
+		}
 		m.pop()
 	}
 	if len(m.heap) > 1 {
@@ -156,17 +180,7 @@ func (m *mergingIter) down(i int) {
 	}
 }
 
-// Error returns the first error of a source that reports errors (a table
-// iterator stops with one, and then looks exhausted). Callers check it
-// whenever the merge ends: an exhausted merge with an error is damage, not
-// the end of the data.
-func (m *mergingIter) Error() error {
-	for _, it := range m.iters {
-		if e, ok := it.(interface{ Error() error }); ok {
-			if err := e.Error(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+// Error returns the error of the source that stopped the merge, if any.
+// Callers check it whenever the merge ends: an exhausted merge with an
+// error is damage, not the end of the data.
+func (m *mergingIter) Error() error { return m.err }
