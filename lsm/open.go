@@ -369,6 +369,10 @@ type replay struct {
 	report   []SalvagedFile
 }
 
+// errSeqGap marks a WAL record that does not follow the one before: commits
+// are missing, so the commits after it cannot be salvaged as a prefix.
+var errSeqGap = errors.New("sequence gap")
+
 // salvage ends the replay at the damage err found in WAL num, whose records
 // up to offset valid were applied: the file is copied aside whole (for a
 // post-mortem) and cut at valid, and every later WAL is set aside, so that
@@ -377,6 +381,9 @@ func (r *replay) salvage(num uint64, valid int64, err error) error {
 	r.salvaged = true
 	if err := r.setAside(num, valid, err.Error()); err != nil {
 		return err
+	}
+	if valid == 0 {
+		return nil // setAside removed the file: nothing of it is kept
 	}
 	return r.d.truncate(r.d.path(logFileName(num)), valid)
 }
@@ -434,7 +441,7 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 			err = r.record(slices.Clone(rec), num, name, wr.Offset())
 		}
 		if err != nil {
-			if r.d.opts.Salvage && errors.Is(err, base.ErrCorruption) {
+			if r.d.opts.Salvage && errors.Is(err, base.ErrCorruption) && !errors.Is(err, errSeqGap) {
 				return records, r.salvage(num, valid, err)
 			}
 			return records, err
@@ -471,9 +478,17 @@ func (r *replay) record(repr []byte, num uint64, name string, end int64) error {
 		// ones reached a table before the crash.
 		return nil
 	}
-	if count == 0 || seq != r.lastSeq+1 {
-		return base.CorruptionErrorf("%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next",
-			name, end, seq, count, r.lastSeq+1)
+	if count == 0 {
+		return base.CorruptionErrorf("%s: record ending at offset %d holds no entry", name, end)
+	}
+	if seq != r.lastSeq+1 {
+		where := "the WAL before it"
+		if !r.applied {
+			where = "the manifest (last sequence number " + strconv.FormatUint(r.floor, 10) + ") or a WAL before it"
+		}
+		return fmt.Errorf("%w: %w", errSeqGap, base.CorruptionErrorf(
+			"%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next: commits are missing from %s",
+			name, end, seq, count, r.lastSeq+1, where))
 	}
 	need := int64(cap(repr)) + int64(count)*maxNodeSize
 	if r.mem != nil && r.mem.Size()+need > r.mem.Capacity() {

@@ -110,8 +110,10 @@ type Options struct {
 	// WAL and every later one are copied aside (NNNNNN.log.salvaged) and
 	// dropped from the store, which opens to the commits before the damage.
 	// DB.Salvaged reports what was dropped. Commits after the damage are
-	// lost: use it only when the alternative is losing the store. The
-	// default value is false.
+	// lost: use it only when the alternative is losing the store. Damage
+	// that loses commits before intact ones (a sequence gap, a damaged
+	// manifest or table) is not salvaged: Open still fails. The default
+	// value is false.
 	Salvage bool
 
 	// Logger receives the engine's events: recovery (WAL files replayed,
