@@ -243,6 +243,9 @@ func (d *DB) recover() error {
 	d.mu.imm = r.flushables
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
+	if err := d.checkTableFiles(sf, r.lastSeq); err != nil {
+		return err
+	}
 	failpoint.Hit(failpoint.RecoveryAfterReplayBeforeMani)
 	if err := d.startManifest(); err != nil {
 		return err
@@ -291,6 +294,48 @@ func (d *DB) startManifest() error {
 		return err
 	}
 	d.mu.manifest = w
+	return nil
+}
+
+// checkTableFiles checks, before Open changes anything, that every table the
+// manifest names is in the directory, and that no table the manifest does
+// not name holds commits after lastSeq, the last one recovered: such a
+// table is the output of a flush whose manifest edit was lost after its WAL
+// was deleted (a damaged last manifest record reads as a torn tail), and
+// removing it would lose those commits silently. A table left by a crash
+// before its edit was durable holds commits its WAL still has.
+func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) error {
+	present := make(map[uint64]bool, len(sf.tables))
+	for _, num := range sf.tables {
+		present[num] = true
+	}
+	v := d.mu.current
+	for level := range manifest.NumLevels {
+		for _, f := range v.Files(level) {
+			if !present[f.FileNum] {
+				return base.CorruptionErrorf("lsm: L%d table %s named by the manifest is missing", level, tableFileName(f.FileNum))
+			}
+			delete(present, f.FileNum)
+		}
+	}
+	for num := range present {
+		name := tableFileName(num)
+		f, err := d.fs.Open(d.path(name))
+		if err != nil {
+			continue
+		}
+		t, err := sstable.Open(f, num, sstable.ReaderOptions{FileName: name})
+		if err != nil {
+			f.Close() // a table cut short by a crash: garbage
+			continue
+		}
+		largest := t.Properties().LargestSeq
+		t.Close()
+		if largest > lastSeq && t.Properties().NumEntries > 0 {
+			return base.CorruptionErrorf("lsm: table %s, which the manifest does not name, holds commits up to "+
+				"sequence number %d, after the last one recovered (%d): the manifest lost an edit", name, largest, lastSeq)
+		}
+	}
 	return nil
 }
 
