@@ -235,9 +235,17 @@ func (d *DB) Close() error {
 	if d.tables != nil {
 		err = errors.Join(err, d.tables.Close())
 	}
+	// Drop the memtables: a closed DB holds no memory (open iterators keep
+	// what they read).
+	d.commit.Lock()
+	d.commit.slot = nil
+	d.commit.Unlock()
 	d.mu.Lock()
 	d.mu.closed = true
+	d.mu.imm = nil
+	prev := d.installReadStateLocked(nil)
 	d.mu.Unlock()
+	prev.unref()
 	if d.lock != nil {
 		err = errors.Join(err, d.lock.Close())
 	}
