@@ -212,6 +212,9 @@ func (d *DB) checkWALs(r *CheckReport, sf storeFiles, s manifest.State) {
 			if err == io.EOF {
 				break
 			}
+			if err == nil && len(rec) == 0 {
+				continue // a sync marker (see closeWAL)
+			}
 			if err == nil {
 				var seq base.SeqNum
 				var count uint32

@@ -313,7 +313,8 @@ func parseCorrWAL(name string, b []byte) *corrWAL {
 		c := corrChunk{off: off, end: off + corrWALHeader + int64(binary.LittleEndian.Uint16(h[4:])),
 			synced: int64(binary.LittleEndian.Uint64(h[11:]))}
 		w.chunks = append(w.chunks, c)
-		if typ := h[6]; typ == 1 || typ == 4 { // FULL or LAST
+		empty := h[6] == 1 && c.end == off+corrWALHeader   // the sync marker Close writes
+		if typ := h[6]; (typ == 1 || typ == 4) && !empty { // FULL or LAST
 			w.recEnds = append(w.recEnds, c.end)
 		}
 		off = c.end

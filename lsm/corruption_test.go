@@ -342,12 +342,12 @@ const (
 	// corrToleratePartialScan: a scan over a damaged table first returns
 	// older versions of its keys (or keys it deleted) from the levels below,
 	// and only then ErrCorruption (TestCorruptionScanReturnsOlderVersions).
-	corrToleratePartialScan = true
+	corrToleratePartialScan = false
 	// corrTolerateSeqGapName: damage that drops manifest edits, or a WAL
 	// other than the newest cut at a record end, is reported by the WAL
 	// whose sequence numbers no longer follow, not by the damaged file
 	// (TestCorruptionErrorNamesTheDamagedFile).
-	corrTolerateSeqGapName = true
+	corrTolerateSeqGapName = false
 )
 
 // corrTableParts returns the byte ranges of the parts of table b other

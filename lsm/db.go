@@ -119,6 +119,8 @@ type DB struct {
 	snapshots snapshotList
 
 	stats dbStats
+	// loadedManifest names the manifest Open loaded, for errors.
+	loadedManifest string
 	// salvaged lists what Options.Salvage dropped at Open.
 	salvaged []SalvagedFile
 }
@@ -222,7 +224,7 @@ func (d *DB) Close() error {
 	d.commit.Lock()
 	var err error
 	if d.commit.log != nil {
-		err = d.commit.log.Close()
+		err = closeWAL(d.commit.log)
 		d.commit.log = nil
 	}
 	d.commit.Unlock()

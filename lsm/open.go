@@ -235,6 +235,7 @@ func (d *DB) recover() error {
 		if err != nil {
 			return err
 		}
+		r.prevLog = logFileName(num)
 		if records == 0 && !r.salvaged {
 			empty = append(empty, num)
 		}
@@ -267,9 +268,10 @@ func (d *DB) recover() error {
 // while creating the store may have left a manifest that CURRENT never
 // named); otherwise it is damaged, never silently emptied.
 func (d *DB) loadManifest(sf storeFiles) (*manifest.Version, manifest.State, error) {
-	v, s, _, err := manifest.Load(d.fs, d.dirname, newManifestRecordReader)
+	v, s, num, err := manifest.Load(d.fs, d.dirname, newManifestRecordReader)
 	if err == nil {
-		d.opts.Logger.Info("recovery loaded the manifest", "state", s.String())
+		d.loadedManifest = manifest.FileName(num)
+		d.opts.Logger.Info("recovery loaded the manifest", "file", d.loadedManifest, "state", s.String())
 		return v, s, nil
 	}
 	if sf.current || !errors.Is(err, os.ErrNotExist) {
@@ -333,7 +335,7 @@ func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) error {
 		t.Close()
 		if largest > lastSeq && t.Properties().NumEntries > 0 {
 			return base.CorruptionErrorf("lsm: table %s, which the manifest does not name, holds commits up to "+
-				"sequence number %d, after the last one recovered (%d): the manifest lost an edit", name, largest, lastSeq)
+				"sequence number %d, after the last one recovered (%d): the manifest %s lost an edit", name, largest, lastSeq, d.loadedManifest)
 		}
 	}
 	return nil
@@ -408,6 +410,10 @@ type replay struct {
 	// below it are skipped, until the first one applied.
 	floor   base.SeqNum
 	applied bool
+	// prevLog names the WAL replayed before the current one ("" for the
+	// first), for errors.
+	prevLog    string
+	firstOfLog bool // no record of the current WAL applied yet
 	// salvaged is set once Options.Salvage dropped damaged records; report
 	// lists what was set aside.
 	salvaged bool
@@ -470,7 +476,7 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 	defer f.Close()
 	wr := wal.NewReader(f, num, name, newest)
 	records := 0
-	r.mem = nil
+	r.mem, r.firstOfLog = nil, true
 	defer func() {
 		if r.mem != nil {
 			r.flushables = append(r.flushables, &flushable{mem: r.mem, logNum: num, lastSeq: r.lastSeq})
@@ -481,6 +487,11 @@ func (r *replay) log(num uint64, newest bool) (int, error) {
 		rec, err := wr.Next()
 		if err == io.EOF {
 			break
+		}
+		if err == nil && len(rec) == 0 {
+			// The sync marker written when the WAL was closed.
+			valid = wr.Offset()
+			continue
 		}
 		if err == nil {
 			err = r.record(slices.Clone(rec), num, name, wr.Offset())
@@ -527,9 +538,13 @@ func (r *replay) record(repr []byte, num uint64, name string, end int64) error {
 		return base.CorruptionErrorf("%s: record ending at offset %d holds no entry", name, end)
 	}
 	if seq != r.lastSeq+1 {
-		where := "the WAL before it"
-		if !r.applied {
-			where = "the manifest (last sequence number " + strconv.FormatUint(r.floor, 10) + ") or a WAL before it"
+		where := "the WAL before it, " + r.prevLog
+		switch {
+		case r.firstOfLog && r.prevLog != "":
+		case r.applied:
+			where = "the records before it"
+		case r.prevLog == "":
+			where = "the manifest " + r.d.loadedManifest + " (last sequence number " + strconv.FormatUint(r.floor, 10) + ")"
 		}
 		return fmt.Errorf("%w: %w", errSeqGap, base.CorruptionErrorf(
 			"%s: record ending at offset %d holds sequence numbers %d..+%d, want %d next: commits are missing from %s",
@@ -547,7 +562,7 @@ func (r *replay) record(repr []byte, num uint64, name string, end int64) error {
 		return fmt.Errorf("%s: record ending at offset %d: %w", name, end, err)
 	}
 	r.lastSeq = seq + base.SeqNum(count) - 1
-	r.applied = true
+	r.applied, r.firstOfLog = true, false
 	return nil
 }
 
@@ -562,6 +577,22 @@ func (d *DB) truncate(name string, size int64) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
+}
+
+// closeWAL closes a WAL with a sync marker: it syncs the log, then appends
+// an empty record, whose chunk header records that every byte before it is
+// durable, and closes (syncing it). A later reader then reports damage
+// anywhere before the marker as corruption instead of taking it for a torn
+// tail: without it, the records of a NoSync log (never synced before
+// closing) would carry no proof of durability. Replay skips empty records.
+func closeWAL(w *wal.Writer) error {
+	if err := w.Flush(w.Size(), true); err != nil {
+		return errors.Join(err, w.Close())
+	}
+	if _, err := w.Append(nil); err != nil {
+		return errors.Join(err, w.Close())
+	}
+	return w.Close()
 }
 
 // syncDir makes the store directory's entries durable.

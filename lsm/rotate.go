@@ -24,7 +24,7 @@ func (d *DB) rotateLocked(need int64) error {
 	default:
 		log := d.commit.log
 		d.commit.log = nil
-		if err := log.Close(); err != nil {
+		if err := closeWAL(log); err != nil {
 			return err
 		}
 		if err := d.newLog(); err != nil {
