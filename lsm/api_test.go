@@ -168,7 +168,7 @@ func TestIteratorBoundsAndSeeks(t *testing.T) {
 func TestOffsetsCommitWithData(t *testing.T) {
 	dir := t.TempDir()
 	d := openTest(t, dir, nil)
-	if _, ok := d.CommittedOffset("p0"); ok {
+	if _, err := d.CommittedOffset("p0"); !errors.Is(err, ErrNotFound) {
 		t.Fatal("offset before any commit")
 	}
 	tx := d.Begin(nil)
@@ -176,7 +176,7 @@ func TestOffsetsCommitWithData(t *testing.T) {
 	tx.SetOffset("p0", 41)
 	tx.SetOffset("p0", 42)
 	tx.SetOffset("p1", 7)
-	if _, ok := d.CommittedOffset("p0"); ok {
+	if _, err := d.CommittedOffset("p0"); !errors.Is(err, ErrNotFound) {
 		t.Fatal("offset visible before commit")
 	}
 	if err := tx.Commit(); err != nil {
@@ -186,7 +186,7 @@ func TestOffsetsCommitWithData(t *testing.T) {
 	rb.SetOffset("p0", 99)
 	rb.Rollback()
 	want := map[string]int64{"p0": 42, "p1": 7}
-	if got := d.CommittedOffsets(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, err := d.CommittedOffsets(); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("offsets %v, want %v", got, want)
 	}
 	if scan(t, d, nil) != "k=v " {
@@ -194,7 +194,7 @@ func TestOffsetsCommitWithData(t *testing.T) {
 	}
 	d.Close()
 	d = openTest(t, dir, nil)
-	if got := d.CommittedOffsets(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, err := d.CommittedOffsets(); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after reopen offsets %v, want %v", got, want)
 	}
 	mustGet(t, d, "k", "v")
@@ -309,8 +309,8 @@ func TestConcurrentCommits(t *testing.T) {
 	wg.Wait()
 	check := func(d *DB) {
 		for w := 0; w < workers; w++ {
-			if off, ok := d.CommittedOffset(fmt.Sprint("w", w)); !ok || off != per-1 {
-				t.Fatalf("worker %d offset %d %v", w, off, ok)
+			if off, err := d.CommittedOffset(fmt.Sprint("w", w)); err != nil || off != per-1 {
+				t.Fatalf("worker %d offset %d %v", w, off, err)
 			}
 			for i := 0; i < per; i++ {
 				v, err := d.Get([]byte(fmt.Sprintf("w%d/%03d", w, i)))

@@ -54,7 +54,7 @@ func TestCrashChild(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(p)))
 			s := 0
-			if o, ok := db.CommittedOffset(strconv.Itoa(p)); ok {
+			if o, err := db.CommittedOffset(strconv.Itoa(p)); err == nil {
 				s = int(o) + 1
 			}
 			for ; ; s++ {
@@ -170,7 +170,10 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
 		t.Fatalf("cycle %d: reopen: %v", cycle, err)
 	}
 	defer db.Close()
-	offsets := db.CommittedOffsets()
+	offsets, err := db.CommittedOffsets()
+	if err != nil {
+		t.Fatalf("committed offsets: %v", err)
+	}
 	for p := 0; p < crashParts; p++ {
 		o := -1
 		if v, ok := offsets[strconv.Itoa(p)]; ok {

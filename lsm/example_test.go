@@ -36,7 +36,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer db.Close()
-	off, _ := db.CommittedOffset("clicks-0")
+	off, err := db.CommittedOffset("clicks-0")
+	if err != nil {
+		log.Fatal(err)
+	}
 	v, _ := db.Get([]byte("user/42/clicks"))
 	fmt.Printf("resume after offset %d with clicks=%s\n", off, v)
 	// Output: resume after offset 1234 with clicks=17

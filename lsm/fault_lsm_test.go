@@ -321,8 +321,11 @@ func checkFaultData(db *DB, cfg faultConfig, acked []int) error {
 	offsets := make([]int, cfg.parts)
 	for p := range offsets {
 		offsets[p] = -1
-		if v, ok := db.CommittedOffset(faultOffset(p)); ok {
+		switch v, err := db.CommittedOffset(faultOffset(p)); {
+		case err == nil:
 			offsets[p] = int(v)
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("partition %d: committed offset: %w", p, err)
 		}
 		if offsets[p] < acked[p] || offsets[p] >= faultTxns {
 			return fmt.Errorf("partition %d: committed offset %d, but transaction %d was acknowledged", p, offsets[p], acked[p])

@@ -118,8 +118,8 @@ func (r *modelRun) fuzzStep(step int) (crash bool) {
 	case op == 13:
 		r.checkIter(what("db iter"), r.db, m.view(nil), nil)
 	case op == 14:
-		if got := r.db.CommittedOffsets(); fmt.Sprint(got) != fmt.Sprint(m.offsets) {
-			t.Fatalf("op %d: offsets %v, want %v", step, got, m.offsets)
+		if got, err := r.db.CommittedOffsets(); err != nil || fmt.Sprint(got) != fmt.Sprint(m.offsets) {
+			t.Fatalf("op %d: offsets %v (%v), want %v", step, got, err, m.offsets)
 		}
 	case op == 15:
 		if rng.IntN(4) == 0 {

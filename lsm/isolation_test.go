@@ -73,13 +73,13 @@ func TestNoFracturedReads(t *testing.T) {
 	stop.Store(true)
 	readers.Wait()
 	for g := 0; g < groups; g++ {
-		off, ok := d.CommittedOffset(fmt.Sprint("g", g))
+		off, err := d.CommittedOffset(fmt.Sprint("g", g))
 		want := int64(rounds)
 		if rounds%7 == 0 {
 			want--
 		}
-		if !ok || off != want {
-			t.Fatalf("group %d offset %d %v, want %d", g, off, ok, want)
+		if err != nil || off != want {
+			t.Fatalf("group %d offset %d %v, want %d", g, off, err, want)
 		}
 	}
 	t.Logf("%d group checks", checks.Load())

@@ -28,7 +28,8 @@ type Metrics struct {
 	// OpenTxns and UncommittedBytes describe the open transactions.
 	OpenTxns         int
 	UncommittedBytes int64
-	// CommittedOffsets is the number of offsets committed.
+	// CommittedOffsets is the number of offsets committed (-1 if they
+	// could not be read).
 	CommittedOffsets int
 	// ReadOnly tells that a WAL, manifest, flush or compaction failure
 	// stopped writes.
@@ -99,7 +100,11 @@ func (d *DB) Metrics() Metrics {
 		Stalls:             d.stats.stalls.Load(),
 		StallTime:          time.Duration(d.stats.stallNanos.Load()),
 		SlowdownTime:       time.Duration(d.stats.slowdownNanos.Load()),
-		CommittedOffsets:   len(d.CommittedOffsets()),
+	}
+	if offsets, err := d.CommittedOffsets(); err == nil {
+		m.CommittedOffsets = len(offsets)
+	} else {
+		m.CommittedOffsets = -1
 	}
 	rs := d.loadReadState()
 	for _, mem := range rs.mems {

@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -136,11 +137,15 @@ func (r *modelRun) checkScan(what string, it *Iterator, keys []string, view map[
 // checkOffsets compares the committed offsets with the model.
 func (r *modelRun) checkOffsets(what string) {
 	r.t.Helper()
-	if got := r.db.CommittedOffsets(); fmt.Sprint(got) != fmt.Sprint(r.m.offsets) {
-		r.t.Fatalf("%s: offsets %v, want %v", what, got, r.m.offsets)
+	if got, err := r.db.CommittedOffsets(); err != nil || fmt.Sprint(got) != fmt.Sprint(r.m.offsets) {
+		r.t.Fatalf("%s: offsets %v (%v), want %v", what, got, err, r.m.offsets)
 	}
 	name := fmt.Sprint("p", r.rng.IntN(4))
-	got, ok := r.db.CommittedOffset(name)
+	got, err := r.db.CommittedOffset(name)
+	ok := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		r.t.Fatalf("%s: offset %s: %v", what, name, err)
+	}
 	if want, wantOK := r.m.offsets[name]; ok != wantOK || got != want {
 		r.t.Fatalf("%s: offset %s = %d, %v; want %d, %v", what, name, got, ok, want, wantOK)
 	}

@@ -87,8 +87,8 @@ func TestNamespaces(t *testing.T) {
 			if got := d.Namespaces(); len(got) != 2 {
 				t.Fatalf("namespaces after reopen %q", got)
 			}
-			if off, ok := d.CommittedOffset("topic-0"); !ok || off != 7 {
-				t.Fatalf("offset %d %v", off, ok)
+			if off, err := d.CommittedOffset("topic-0"); err != nil || off != 7 {
+				t.Fatalf("offset %d %v", off, err)
 			}
 		})
 	}

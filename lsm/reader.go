@@ -173,34 +173,49 @@ func (it *Iterator) setBounds(ns base.NamespaceID, o *IterOptions) {
 	}
 }
 
-// CommittedOffset returns the committed offset of name and whether one has
-// been committed.
-func (d *DB) CommittedOffset(name string) (int64, bool) {
-	if d.check() != nil {
-		return 0, false
+// CommittedOffset returns the committed offset of name, or ErrNotFound if
+// none was ever committed. Any other error (a table that cannot be read,
+// ErrClosed) means the offset is unknown: never resume from scratch on one.
+func (d *DB) CommittedOffset(name string) (int64, error) {
+	if err := d.check(); err != nil {
+		return 0, err
 	}
 	var buf [64]byte
 	v, err := d.getCommitted(base.EngineNamespace, append(base.AppendNamespace(buf[:0], base.EngineNamespace), name...), seqLatest)
-	if err != nil || len(v) != 8 {
-		return 0, false
+	if err != nil {
+		return 0, err
 	}
-	return int64(binary.BigEndian.Uint64(v)), true
+	return decodeOffset(name, v)
 }
 
 // CommittedOffsets returns every committed offset, as of one point in time:
 // they describe exactly the data committed with them. The map is the
-// caller's.
-func (d *DB) CommittedOffsets() map[string]int64 {
+// caller's. On error (a table that cannot be read, ErrClosed) it returns
+// no map: a partial one would look like offsets never committed.
+func (d *DB) CommittedOffsets() (map[string]int64, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
 	offsets := make(map[string]int64)
-	if d.check() != nil {
-		return offsets
-	}
 	it := d.newIterator(base.EngineNamespace, nil, nil, seqLatest)
-	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		if v := it.Value(); len(v) == 8 {
-			offsets[string(it.Key())] = int64(binary.BigEndian.Uint64(v))
+		o, err := decodeOffset(string(it.Key()), it.Value())
+		if err != nil {
+			it.Close()
+			return nil, err
 		}
+		offsets[string(it.Key())] = o
 	}
-	return offsets
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	return offsets, nil
+}
+
+// decodeOffset decodes the stored value of offset name.
+func decodeOffset(name string, v []byte) (int64, error) {
+	if len(v) != 8 {
+		return 0, base.CorruptionErrorf("lsm: committed offset %q holds %d bytes, not 8", name, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }

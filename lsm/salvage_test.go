@@ -42,9 +42,9 @@ func TestSalvage(t *testing.T) {
 	if len(report) != 1 || report[0].DroppedBytes == 0 || report[0].Offset == 0 {
 		t.Fatalf("salvage report %+v", report)
 	}
-	off, ok := d.CommittedOffset("p")
-	if !ok || off <= 0 || off >= txns-1 {
-		t.Fatalf("salvaged offset %d %v: want a prefix short of %d", off, ok, txns-1)
+	off, err := d.CommittedOffset("p")
+	if err != nil || off <= 0 || off >= txns-1 {
+		t.Fatalf("salvaged offset %d %v: want a prefix short of %d", off, err, txns-1)
 	}
 	for s := 0; s < txns; s++ {
 		_, err := d.Get([]byte(fmt.Sprintf("k%04d", s)))

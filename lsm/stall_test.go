@@ -70,7 +70,8 @@ func TestWriteStallsBoundMemory(t *testing.T) {
 	if limit := o.L0StopWritesThreshold + o.MemTableStopWritesThreshold; maxL0 > limit {
 		t.Errorf("%d level-0 tables, more than %d", maxL0, limit)
 	}
-	offsets := d.CommittedOffsets()
+	offsets, err := d.CommittedOffsets()
+	must(t, err)
 	for w := 0; w < writers; w++ {
 		if got := offsets[fmt.Sprintf("w%d", w)]; got != txns-1 {
 			t.Fatalf("writer %d: offset %d", w, got)

@@ -149,9 +149,13 @@ func runProcessor(c demoConfig) error {
 	progress := os.NewFile(3, "progress")
 	next := make([]int, c.partitions)
 	for p := range next {
-		if off, ok := db.CommittedOffset(partitionName(p)); ok {
+		off, err := db.CommittedOffset(partitionName(p))
+		switch {
+		case err == nil:
 			next[p] = int(off) + 1
 			fmt.Printf("processor: partition %d resumes after committed offset %d\n", p, off)
+		case !errors.Is(err, lsm.ErrNotFound):
+			return fmt.Errorf("partition %d: committed offset: %w", p, err)
 		}
 	}
 	start := time.Now()
@@ -224,8 +228,8 @@ func verify(c demoConfig, total int, elapsed time.Duration) error {
 	}
 	defer db.Close()
 	for p := 0; p < c.partitions; p++ {
-		if off, ok := db.CommittedOffset(partitionName(p)); !ok || off != int64(c.records-1) {
-			return fmt.Errorf("partition %d: committed offset %d (%v), want %d", p, off, ok, c.records-1)
+		if off, err := db.CommittedOffset(partitionName(p)); err != nil || off != int64(c.records-1) {
+			return fmt.Errorf("partition %d: committed offset %d (%v), want %d", p, off, err, c.records-1)
 		}
 	}
 	lost, dup := 0, 0

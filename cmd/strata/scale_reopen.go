@@ -141,9 +141,9 @@ func (h *recorder) take() []logEntry {
 // there and none after it (a transaction is all or nothing), and at least
 // as many as the loader had reported committed.
 func checkCommitted(c scaleConfig, db *lsm.DB, r *scaleResult) error {
-	off, ok := db.CommittedOffset(scaleStream)
-	if !ok {
-		return fmt.Errorf("scale: WRONG DATA: no committed offset after %d reported commits", r.load.last.Txns)
+	off, err := db.CommittedOffset(scaleStream)
+	if err != nil {
+		return fmt.Errorf("scale: WRONG DATA: no committed offset after %d reported commits: %w", r.load.last.Txns, err)
 	}
 	r.present = int(off) + 1
 	r.txns = (r.present + c.batch - 1) / c.batch
