@@ -5,8 +5,10 @@ package lsm
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -34,7 +36,9 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("runs only as the child of TestCrashSIGKILL")
 	}
 	seed, _ := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
-	db, err := Open(dir, &Options{NoSync: os.Getenv(crashSyncEnv) == "1", MemTableSize: 256 << 10})
+	o := crashOptions(os.Getenv(crashSyncEnv) == "1")
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := Open(dir, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(3)
@@ -47,6 +51,19 @@ func TestCrashChild(t *testing.T) {
 		acks.Flush()
 		mu.Unlock()
 	}
+	report("O 0 0\n")
+	go func() {
+		for range time.Tick(10 * time.Millisecond) {
+			m := db.Metrics()
+			deepest := -1
+			for level, l := range m.Levels {
+				if l.Tables > 0 {
+					deepest = level
+				}
+			}
+			report("M %d %d %d %d %d\n", m.Flushes, m.Compactions, m.TrivialMoves, m.TablesDeleted, deepest)
+		}
+	}()
 	var wg sync.WaitGroup
 	for p := 0; p < crashParts; p++ {
 		wg.Add(1)
@@ -70,16 +87,15 @@ func TestCrashChild(t *testing.T) {
 					tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
 				}
 				tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
-				if crashDeletes(s) {
-					d := s - 5
-					for i := 0; i < crashWrites(p, d); i++ {
+				for _, d := range crashDeletions(s) {
+					for i := -1; i < crashWrites(p, d); i++ {
 						tx.Delete([]byte(crashKey(p, d, i)))
 					}
-					tx.Delete([]byte(crashKey(p, d, -1)))
 				}
 				tx.SetOffset(strconv.Itoa(p), int64(s))
 				report("B %d %d\n", p, s)
 				if err := tx.Commit(); err != nil {
+					fmt.Fprintf(os.Stderr, "commit of %d/%d: %v\n", p, s, err)
 					report("F %d %d\n", p, s)
 					return
 				}
@@ -95,7 +111,11 @@ func TestCrashChild(t *testing.T) {
 // random moment, over and over on the same directory, and after every kill
 // checks that the reopened store holds exactly the transactions up to each
 // partition's committed offset: none lost (every acknowledged one is
-// there), none partial, none extra, no rolled-back write.
+// there), none partial, none extra, no rolled-back write. The store's
+// memtables and levels are tiny, so that the kills land in flushes,
+// compactions and table deletions; after every kill no table the manifest
+// names may be missing, and once reopened and idle the store may hold no
+// file it does not use.
 func TestCrashSIGKILL(t *testing.T) {
 	if os.Getenv(crashRoleEnv) != "" {
 		t.Skip("child")
@@ -111,19 +131,48 @@ func TestCrashSIGKILL(t *testing.T) {
 	for i := range acked {
 		acked[i], began[i] = -1, -1
 	}
+	var children, reopens crashWork
+	left := crashLeftovers{deepest: -1}
 	for cycle := 0; cycle < cycles; cycle++ {
 		noSync := cycle%2 == 1
 		kill := time.Duration(5+rng.IntN(400)) * time.Millisecond
-		runCrashChild(t, dir, rng.Uint64(), noSync, kill, acked, began)
-		verifyCrashStore(t, dir, cycle, acked, began)
+		children.add(runCrashChild(t, dir, rng.Uint64(), noSync, kill, acked, began))
+		left.add(checkStoreFilesClosed(t, dir))
+		reopens.add(verifyCrashStore(t, dir, cycle, acked, began))
 	}
 	t.Logf("%d kill cycles; acknowledged offsets at the end: %v", cycles, acked)
+	t.Logf("children killed after Open: %d; they did at least %s", children.opened, children)
+	t.Logf("reopens in the parent did %s", reopens)
+	t.Logf("%d kills cut a flush or compaction (%d a compaction), leaving %d orphan tables; %d WALs below the log number, %d old manifests and %d CURRENT.tmp were left for recovery to remove; deepest level %d",
+		left.cutWrites, left.cutCompactions, left.orphanTables, left.oldLogs, left.oldManifests, left.currentTmp, left.deepest)
+}
+
+// crashWork adds up the work of the processes that opened the store.
+type crashWork struct {
+	opened                                     int
+	flushes, compactions, moves, tablesDeleted int64
+	deepest                                    int
+}
+
+func (w *crashWork) add(o crashWork) {
+	w.opened += o.opened
+	w.flushes += o.flushes
+	w.compactions += o.compactions
+	w.moves += o.moves
+	w.tablesDeleted += o.tablesDeleted
+	w.deepest = max(w.deepest, o.deepest)
+}
+
+func (w crashWork) String() string {
+	return fmt.Sprintf("%d flushes, %d compactions (%d trivial moves), %d table deletions, deepest level %d",
+		w.flushes, w.compactions, w.moves, w.tablesDeleted, w.deepest)
 }
 
 // runCrashChild runs one child until it is killed after d, and updates acked
 // and began with the highest acknowledged and begun transaction of each
-// partition.
-func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Duration, acked, began []int) {
+// partition. It returns the work the child last reported (at most 10ms
+// before the kill).
+func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Duration, acked, began []int) crashWork {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), crashRoleEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10),
 		crashSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync])
@@ -139,40 +188,56 @@ func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Du
 	}
 	pw.Close()
 	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	work := crashWork{deepest: -1}
+	failed := ""
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		var kind string
 		var p, s int
+		if strings.HasPrefix(sc.Text(), "M ") {
+			if _, err := fmt.Sscan(sc.Text()[2:], &work.flushes, &work.compactions, &work.moves, &work.tablesDeleted, &work.deepest); err != nil {
+				t.Fatalf("bad metrics line %q", sc.Text())
+			}
+			continue
+		}
 		if _, err := fmt.Sscan(sc.Text(), &kind, &p, &s); err != nil {
 			t.Fatalf("bad ack line %q", sc.Text())
 		}
 		switch kind {
+		case "O":
+			work.opened = 1
 		case "B":
 			began[p] = max(began[p], s)
 		case "A":
 			acked[p] = max(acked[p], s)
 		case "F":
-			t.Fatalf("child: commit of %d/%d failed", p, s)
+			failed = fmt.Sprintf("commit of %d/%d failed", p, s)
 		}
 	}
 	pr.Close()
 	err = cmd.Wait()
 	timer.Stop()
+	if failed != "" {
+		t.Fatalf("child: %s; its stderr:\n%s", failed, stderr.String())
+	}
 	if ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ok || !ws.Signaled() {
 		t.Fatalf("child was not killed: %v\n%s", err, stderr.String())
 	}
+	return work
 }
 
-// verifyCrashStore opens the store and checks it against the workload.
-func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
-	db, err := Open(dir, nil)
+// verifyCrashStore opens the store, checks it against the workload, and
+// checks its files once it is idle. It returns the work of the reopen
+// (flushing the replayed memtables, compacting).
+func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) crashWork {
+	db, err := Open(dir, crashOptions(false))
 	if err != nil {
 		t.Fatalf("cycle %d: reopen: %v", cycle, err)
 	}
 	defer db.Close()
 	offsets, err := db.CommittedOffsets()
 	if err != nil {
-		t.Fatalf("committed offsets: %v", err)
+		t.Fatalf("cycle %d: committed offsets: %v", cycle, err)
 	}
 	for p := 0; p < crashParts; p++ {
 		o := -1
@@ -192,7 +257,7 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
 			if !ok {
 				t.Fatalf("cycle %d: partition %d at offset %d holds unexpected key %s", cycle, p, o, k)
 			}
-			if w != string(it.Value()) {
+			if !crashExpectedValue(p, w, it.Value()) {
 				t.Fatalf("cycle %d: key %s has a wrong value", cycle, k)
 			}
 			got++
@@ -203,6 +268,7 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
 		if got != len(want) {
 			t.Fatalf("cycle %d: partition %d at offset %d holds %d of %d keys", cycle, p, o, got, len(want))
 		}
+		verifyCrashGets(t, db, cycle, p, o, want)
 	}
 	it, _ := db.NewIterator(&IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
 	if it.First() {
@@ -212,6 +278,41 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) {
 	for name := range offsets {
 		if !strings.ContainsAny(name, "0123") || len(name) != 1 {
 			t.Fatalf("cycle %d: unexpected offset name %q", cycle, name)
+		}
+	}
+	checkStoreFilesOpen(t, db)
+	m := db.Metrics()
+	w := crashWork{flushes: m.Flushes, compactions: m.Compactions, moves: m.TrivialMoves, tablesDeleted: m.TablesDeleted, deepest: -1}
+	for level, l := range m.Levels {
+		if l.Tables > 0 {
+			w.deepest = level
+		}
+	}
+	return w
+}
+
+// verifyCrashGets checks point reads of partition p at committed offset o
+// (whose expected data keys are want): some keys it must hold, the keys of
+// the next transaction and of the last ones deleted, which it must not.
+func verifyCrashGets(t *testing.T, db *DB, cycle, p, o int, want map[string][2]int) {
+	n := 0
+	for k, w := range want { // in random order
+		if n++; n > 64 {
+			break
+		}
+		if v, err := db.Get([]byte(k)); err != nil || !crashExpectedValue(p, w, v) {
+			t.Fatalf("cycle %d: Get(%s) = %d bytes, %v; want its value", cycle, k, len(v), err)
+		}
+	}
+	absent := []string{crashKey(p, o+1, -1), crashKey(p, o+1, 0)}
+	for s := o; s >= 0 && len(absent) < 12; s-- {
+		for _, d := range crashDeletions(s) {
+			absent = append(absent, crashKey(p, d, -1), crashKey(p, d, 0))
+		}
+	}
+	for _, k := range absent {
+		if _, err := db.Get([]byte(k)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("cycle %d: Get(%s) = %v, want ErrNotFound", cycle, k, err)
 		}
 	}
 }

@@ -1,18 +1,24 @@
 package lsm
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
+	"testing"
 )
 
 // crashMaxWrite bounds the data keys of one crash-workload transaction.
 const crashMaxWrite = 8
 
 // The crash workload: partition p's transaction s writes 1..8 data keys
-// d/p/s/i and a count key d/p/s/_n, sets offset p = s, and every seventh
-// one deletes the keys of transaction s-5. Values are a function of (p, s,
-// i), some larger than a WAL block. Some transactions are rolled back after
-// writing unique keys r/p/s/* that must never appear. Everything is
+// d/p/s/i and a count key d/p/s/_n, sets offset p = s, and deletes the
+// keys of older transactions (crashDeletions): most live for 5
+// transactions, most of the rest for 300 (long enough for their tombstones
+// to meet them in a deep level), and one in 64 forever, so that the store
+// stays small while the workload runs for ever. Values are a function of
+// (p, s, i), some larger than a WAL block. Some transactions are rolled back
+// after writing unique keys r/p/s/* that must never appear. Everything is
 // deterministic, so the expected store for any committed offset can be
 // recomputed.
 
@@ -26,7 +32,42 @@ func mix(x uint64) uint64 {
 
 func crashWrites(p, s int) int { return 1 + int(mix(uint64(p)<<32|uint64(s))%crashMaxWrite) }
 
-func crashDeletes(s int) bool { return s >= 5 && s%7 == 6 }
+// The lifetimes of the crash workload's transactions, in transactions of
+// their partition.
+const (
+	crashShortLife = 5
+	crashLongLife  = 300
+)
+
+// crashDeletedBy returns the transaction that deletes the keys of
+// transaction d, and false if none does.
+func crashDeletedBy(d int) (int, bool) {
+	switch {
+	case d%64 == 0:
+		return 0, false
+	case d%8 == 0:
+		return d + crashLongLife, true
+	}
+	return d + crashShortLife, true
+}
+
+// crashDeletions returns the transactions whose keys transaction s deletes.
+func crashDeletions(s int) []int {
+	var ds []int
+	for _, life := range [...]int{crashShortLife, crashLongLife} {
+		if by, ok := crashDeletedBy(s - life); ok && s >= life && by == s {
+			ds = append(ds, s-life)
+		}
+	}
+	return ds
+}
+
+// crashLive reports whether the keys of transaction s are in the store at
+// committed offset o >= s.
+func crashLive(s, o int) bool {
+	by, ok := crashDeletedBy(s)
+	return !ok || by > o
+}
 
 func crashKey(p, s int, i int) string {
 	if i < 0 {
@@ -36,36 +77,140 @@ func crashKey(p, s int, i int) string {
 }
 
 func crashValue(p, s, i int) []byte {
-	h := mix(uint64(p)<<40 ^ uint64(s)<<8 ^ uint64(i))
-	n := int(h % 200)
-	if h%16 == 0 {
-		n = 33000 + int(h%20000)
-	}
-	v := make([]byte, n+8)
-	for j := range v {
-		v[j] = byte(h >> (8 * (j % 8)))
+	h, n := crashValueHash(p, s, i)
+	// v[j] = byte(h >> (8 * (j % 8))), built by doubling copies (fast
+	// under the race detector too), with s in decimal over the start.
+	v := make([]byte, n)
+	binary.LittleEndian.PutUint64(v, h)
+	for j := 8; j < len(v); j *= 2 {
+		copy(v[j:], v[:j])
 	}
 	copy(v, strconv.Itoa(s))
 	return v
 }
 
-// crashExpected returns the data keys and values partition p must hold when
-// its committed offset is o.
-func crashExpected(p, o int) map[string]string {
-	m := map[string]string{}
+// crashValueHash returns the hash crashValue(p, s, i) repeats and its
+// length.
+func crashValueHash(p, s, i int) (h uint64, n int) {
+	h = mix(uint64(p)<<40 ^ uint64(s)<<8 ^ uint64(i))
+	n = int(h % 200)
+	if h%16 == 0 {
+		n = 33000 + int(h%20000)
+	}
+	return h, n + 8
+}
+
+// crashValueIs reports whether v is crashValue(p, s, i), without making
+// the large ones: it compares the first 16 bytes and checks that the rest
+// repeats with period 8.
+func crashValueIs(p, s, i int, v []byte) bool {
+	h, n := crashValueHash(p, s, i)
+	prefix := strconv.Itoa(s)
+	if n <= 64 || len(prefix) > 8 {
+		return bytes.Equal(v, crashValue(p, s, i))
+	}
+	var head [16]byte
+	binary.LittleEndian.PutUint64(head[:], h)
+	binary.LittleEndian.PutUint64(head[8:], h)
+	copy(head[:], prefix)
+	return len(v) == n && bytes.Equal(v[:16], head[:]) && bytes.Equal(v[16:], v[8:n-8])
+}
+
+// crashExpected returns the data keys partition p must hold when its
+// committed offset is o, each with the transaction s that wrote it and its
+// index i (-1 for the count key).
+func crashExpected(p, o int) map[string][2]int {
+	m := map[string][2]int{}
 	for s := 0; s <= o; s++ {
-		n := crashWrites(p, s)
-		for i := 0; i < n; i++ {
-			m[crashKey(p, s, i)] = string(crashValue(p, s, i))
+		if !crashLive(s, o) {
+			continue
 		}
-		m[crashKey(p, s, -1)] = strconv.Itoa(n)
-		if crashDeletes(s) {
-			d := s - 5
-			for i := 0; i < crashWrites(p, d); i++ {
-				delete(m, crashKey(p, d, i))
-			}
-			delete(m, crashKey(p, d, -1))
+		for i := -1; i < crashWrites(p, s); i++ {
+			m[crashKey(p, s, i)] = [2]int{s, i}
 		}
 	}
 	return m
+}
+
+// crashExpectedValue reports whether v is the value of key (s, i) of
+// partition p.
+func crashExpectedValue(p int, key [2]int, v []byte) bool {
+	s, i := key[0], key[1]
+	if i < 0 {
+		return string(v) == strconv.Itoa(crashWrites(p, s))
+	}
+	return crashValueIs(p, s, i, v)
+}
+
+// crashOptions are the options of the crash workload's store: memtables,
+// tables, level targets and manifests so small that flushes, compactions
+// into level 2 and deeper, table deletions and manifest rolls happen all
+// the time.
+func crashOptions(noSync bool) *Options {
+	return &Options{
+		NoSync:                noSync,
+		MemTableSize:          96 << 10,
+		L0CompactionThreshold: 2,
+		TargetFileSize:        64 << 10,
+		LevelBaseBytes:        128 << 10,
+		LevelMultiplier:       2,
+		MaxManifestFileSize:   16 << 10,
+	}
+}
+
+// TestCrashValueIs checks crashValueIs against crashValue.
+func TestCrashValueIs(t *testing.T) {
+	large := 0
+	for p := 0; p < 4; p++ {
+		for s := 0; s < 300; s++ {
+			for i := 0; i < crashMaxWrite; i++ {
+				v := crashValue(p, s, i)
+				if len(v) > 64 {
+					large++
+				}
+				if !crashValueIs(p, s, i, v) {
+					t.Fatalf("crashValueIs(%d, %d, %d) refuses crashValue", p, s, i)
+				}
+				for _, j := range []int{0, 7, 8, 15, 16, len(v) / 2, len(v) - 1} {
+					w := bytes.Clone(v)
+					w[j%len(w)]++
+					if crashValueIs(p, s, i, w) {
+						t.Fatalf("crashValueIs(%d, %d, %d) accepts a value changed at byte %d", p, s, i, j%len(w))
+					}
+				}
+				if crashValueIs(p, s, i, v[:len(v)-1]) || crashValueIs(p, s+1, i, v) {
+					t.Fatalf("crashValueIs(%d, %d, %d) accepts a truncated value or another's", p, s, i)
+				}
+			}
+		}
+	}
+	if large == 0 {
+		t.Fatal("no large value checked")
+	}
+}
+
+// TestCrashDeletions checks that crashLive agrees with applying
+// crashDeletions transaction by transaction, and that each transaction is
+// deleted at most once.
+func TestCrashDeletions(t *testing.T) {
+	live := map[int]bool{}
+	kept := 0
+	for o := 0; o < 2000; o++ {
+		live[o] = true
+		for _, d := range crashDeletions(o) {
+			if !live[d] {
+				t.Fatalf("transaction %d deletes %d, which is not live", o, d)
+			}
+			delete(live, d)
+		}
+		for s := 0; s <= o && o%50 == 0; s++ {
+			if crashLive(s, o) != live[s] {
+				t.Fatalf("crashLive(%d, %d) = %v, want %v", s, o, !live[s], live[s])
+			}
+		}
+		kept = len(live)
+	}
+	if kept > 2000/64+crashLongLife/8+crashShortLife+2 {
+		t.Fatalf("%d of 2000 transactions live", kept)
+	}
 }
