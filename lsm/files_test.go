@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,19 +28,18 @@ type storeListing struct {
 }
 
 // listStoreDir lists dir.
-func listStoreDir(t testing.TB, dir string) storeListing {
-	t.Helper()
+func listStoreDir(dir string) (storeListing, error) {
+	l := storeListing{tables: map[uint64]int64{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		t.Fatal(err)
+		return l, err
 	}
-	l := storeListing{tables: map[uint64]int64{}}
 	for _, e := range entries {
 		name := e.Name()
 		if n, ok := parseNumbered(name, tableSuffix); ok {
 			fi, err := e.Info()
 			if err != nil {
-				t.Fatal(err)
+				return l, err
 			}
 			l.tables[n] = fi.Size()
 		} else if n, ok := parseLogFileName(name); ok {
@@ -54,7 +54,7 @@ func listStoreDir(t testing.TB, dir string) storeListing {
 	}
 	slices.Sort(l.logs)
 	slices.Sort(l.manifests)
-	return l
+	return l, nil
 }
 
 // loadStoreManifest loads the manifest CURRENT names in dir, with its own
@@ -112,24 +112,37 @@ func (c *crashLeftovers) add(o crashLeftovers) {
 	c.deepest = max(c.deepest, o.deepest)
 }
 
-// checkStoreFilesClosed checks a closed (or killed) store directory: the
+// checkStoreFilesClosed fails t unless storeFilesClosed accepts dir, and
+// returns what recovery will have to remove.
+func checkStoreFilesClosed(t testing.TB, dir string) crashLeftovers {
+	t.Helper()
+	left, err := storeFilesClosed(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+// storeFilesClosed checks a closed (or killed) store directory: the
 // manifest CURRENT names loads, and every table it names exists with the
 // size it records. A directory without CURRENT must hold no WAL and no
 // table (the store was never created). It returns what recovery will have
 // to remove.
-func checkStoreFilesClosed(t testing.TB, dir string) crashLeftovers {
-	t.Helper()
-	l := listStoreDir(t, dir)
+func storeFilesClosed(dir string) (crashLeftovers, error) {
 	left := crashLeftovers{deepest: -1}
+	l, err := listStoreDir(dir)
+	if err != nil {
+		return left, err
+	}
 	v, s, num, err := loadStoreManifest(dir)
 	if errors.Is(err, fs.ErrNotExist) && !l.current {
 		if len(l.tables) > 0 || len(l.logs) > 0 {
-			t.Fatalf("%s has no CURRENT but %d tables and WALs %v", dir, len(l.tables), l.logs)
+			return left, fmt.Errorf("%s has no CURRENT but %d tables and WALs %v", dir, len(l.tables), l.logs)
 		}
-		return left
+		return left, nil
 	}
 	if err != nil {
-		t.Fatalf("loading the manifest of %s: %v", dir, err)
+		return left, fmt.Errorf("loading the manifest of %s: %w", dir, err)
 	}
 	defer v.Unref()
 	live := manifestTables(v)
@@ -137,9 +150,9 @@ func checkStoreFilesClosed(t testing.TB, dir string) crashLeftovers {
 		got, ok := l.tables[n]
 		switch {
 		case !ok:
-			t.Fatalf("%s: table %s of the manifest is missing (manifest %s, %s)", dir, tableFileName(n), manifest.FileName(num), s)
+			return left, fmt.Errorf("%s: table %s of the manifest is missing (manifest %s, %s)", dir, tableFileName(n), manifest.FileName(num), s)
 		case uint64(got) != size:
-			t.Fatalf("%s: table %s holds %d bytes, the manifest says %d", dir, tableFileName(n), got, size)
+			return left, fmt.Errorf("%s: table %s holds %d bytes, the manifest says %d", dir, tableFileName(n), got, size)
 		}
 	}
 	for n := range l.tables {
@@ -158,9 +171,6 @@ func checkStoreFilesClosed(t testing.TB, dir string) crashLeftovers {
 			left.oldLogs++
 		}
 	}
-	if !slices.Contains(l.manifests, num) {
-		t.Fatalf("%s: CURRENT names %s, which is not listed", dir, manifest.FileName(num))
-	}
 	left.oldManifests = len(l.manifests) - 1
 	for _, name := range l.others {
 		switch name {
@@ -168,27 +178,34 @@ func checkStoreFilesClosed(t testing.TB, dir string) crashLeftovers {
 		case "CURRENT.tmp":
 			left.currentTmp++
 		default:
-			t.Fatalf("%s: unexpected file %s", dir, name)
+			return left, fmt.Errorf("%s: unexpected file %s", dir, name)
 		}
 	}
 	left.deepest = deepestLevel(v)
-	return left
+	return left, nil
 }
 
-// checkStoreFilesOpen waits until d has no flush or compaction running and
-// no memtable waiting to be flushed, and checks that its directory then
-// holds exactly the files the store uses: the tables of the current
-// version with their sizes, one manifest (the one in use, which CURRENT
-// names), the WALs of the active memtable and none below the log number,
-// and the LOCK file. d must have no open iterator (an old read state keeps
-// obsolete tables on disk).
+// checkStoreFilesOpen fails t unless storeFilesOpen accepts d.
 func checkStoreFilesOpen(t testing.TB, d *DB) {
 	t.Helper()
+	if err := storeFilesOpen(d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeFilesOpen waits until d has no flush or compaction running and no
+// memtable waiting to be flushed, and checks that its directory then holds
+// exactly the files the store uses: the tables of the current version with
+// their sizes, one manifest (the one in use, which CURRENT names), the WAL
+// of the active memtable and none below the log number, and the LOCK file.
+// d must have no open iterator (an old read state keeps obsolete tables on
+// disk).
+func storeFilesOpen(d *DB) error {
 	d.mu.Lock()
 	for d.mu.flushing || d.mu.compacting || len(d.mu.imm) > 0 {
 		if err := d.bgBlockedLocked(); err != nil {
 			d.mu.Unlock()
-			t.Fatalf("waiting for background work: %v", err)
+			return fmt.Errorf("waiting for background work: %w", err)
 		}
 		d.mu.cond.Wait()
 	}
@@ -196,35 +213,101 @@ func checkStoreFilesOpen(t testing.TB, d *DB) {
 	// flush or compaction runs.
 	live := manifestTables(d.mu.current)
 	state, active, num := d.mu.state, d.mu.activeLog, d.mu.manifest.FileNum()
-	l := listStoreDir(t, d.dirname)
+	l, lerr := listStoreDir(d.dirname)
 	cur, err := manifest.ReadCurrent(vfs.Default, d.dirname)
 	d.mu.Unlock()
 	dir := filepath.Base(d.dirname)
-	if err != nil {
-		t.Fatalf("%s: reading CURRENT: %v", dir, err)
+	if err = errors.Join(lerr, err); err != nil {
+		return fmt.Errorf("%s: listing the directory and reading CURRENT: %w", dir, err)
 	}
 	if cur != num || !slices.Equal(l.manifests, []uint64{num}) {
-		t.Fatalf("%s: manifest in use %d, CURRENT names %d, manifests on disk %v", dir, num, cur, l.manifests)
+		return fmt.Errorf("%s: manifest in use %d, CURRENT names %d, manifests on disk %v", dir, num, cur, l.manifests)
 	}
 	for n, size := range live {
 		if got, ok := l.tables[n]; !ok || uint64(got) != size {
-			t.Fatalf("%s: table %s of the current version: on disk %v (%d bytes), want %d bytes", dir, tableFileName(n), ok, got, size)
+			return fmt.Errorf("%s: table %s of the current version: on disk %v (%d bytes), want %d bytes", dir, tableFileName(n), ok, got, size)
 		}
 	}
 	for n := range l.tables {
 		if _, ok := live[n]; !ok {
-			t.Fatalf("%s: leaked table %s: on disk, in no version (state %s)", dir, tableFileName(n), state)
+			return fmt.Errorf("%s: leaked table %s: on disk, in no version (state %s)", dir, tableFileName(n), state)
 		}
 	}
 	for _, n := range l.logs {
 		if n < state.LogNumber {
-			t.Fatalf("%s: leaked WAL %s below the log number %d", dir, logFileName(n), state.LogNumber)
+			return fmt.Errorf("%s: leaked WAL %s below the log number %d", dir, logFileName(n), state.LogNumber)
 		}
 	}
 	if !slices.Equal(l.logs, []uint64{active}) {
-		t.Fatalf("%s: WALs %v with nothing to flush; want only the active one %d (log number %d)", dir, l.logs, active, state.LogNumber)
+		return fmt.Errorf("%s: WALs %v with nothing to flush; want only the active one %d (log number %d)", dir, l.logs, active, state.LogNumber)
 	}
 	if !l.current || !slices.Equal(l.others, []string{lockFileName}) {
-		t.Fatalf("%s: CURRENT present %v, other files %v; want CURRENT and %s", dir, l.current, l.others, lockFileName)
+		return fmt.Errorf("%s: CURRENT present %v, other files %v; want CURRENT and %s", dir, l.current, l.others, lockFileName)
+	}
+	return nil
+}
+
+// TestStoreFileChecks checks that the file checks of the crash test accept
+// a clean store and catch a leaked table, WAL or manifest, and a missing
+// or truncated table.
+func TestStoreFileChecks(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, crashOptions(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 0; s < 40; s++ {
+		if err := db.Set([]byte(crashKey(0, s, 0)), crashValue(0, s, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if s%10 == 9 {
+			if err := db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := storeFilesOpen(db); err != nil {
+		t.Fatalf("clean store: %v", err)
+	}
+	db.mu.Lock()
+	live := manifestTables(db.mu.current)
+	logNum := db.mu.state.LogNumber
+	db.mu.Unlock()
+	if len(live) == 0 || logNum < 2 {
+		t.Fatalf("%d tables, log number %d: nothing to check", len(live), logNum)
+	}
+	var table uint64
+	for table = range live {
+		break
+	}
+	stray := []string{tableFileName(999_999), logFileName(logNum - 1), manifest.FileName(999_998), "stray"}
+	for _, name := range stray {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := storeFilesOpen(db); err == nil {
+			t.Errorf("open store with a stray %s passes", name)
+		}
+		os.Remove(filepath.Join(dir, name))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left, err := storeFilesClosed(dir)
+	if err != nil || left.orphanTables != 0 {
+		t.Fatalf("clean closed store: %v, %d orphan tables", err, left.orphanTables)
+	}
+	name := filepath.Join(dir, tableFileName(table))
+	if err := os.Truncate(name, int64(live[table])-1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storeFilesClosed(dir); err == nil {
+		t.Errorf("closed store with a truncated table passes")
+	}
+	if err := os.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storeFilesClosed(dir); err == nil {
+		t.Errorf("closed store with a missing table passes")
 	}
 }

@@ -162,7 +162,7 @@ func crashOptions(noSync bool) *Options {
 func TestCrashValueIs(t *testing.T) {
 	large := 0
 	for p := 0; p < 4; p++ {
-		for s := 0; s < 300; s++ {
+		for s := 0; s < 100; s++ {
 			for i := 0; i < crashMaxWrite; i++ {
 				v := crashValue(p, s, i)
 				if len(v) > 64 {
