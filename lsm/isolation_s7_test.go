@@ -1,0 +1,1116 @@
+package lsm
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stratadb/strata/internal/testseed"
+)
+
+// TESTPLAN S7 (isolation) on a store that flushes and compacts all the time.
+//
+// Each of s7Writers writers owns s7Keys data keys in the default namespace
+// ("d/wWW/kK", tag 'a'), the same keys in namespace s7NS (tag 'b'), a mirror
+// of its offset in the default namespace ("o/wWW", tag 'o') and the offset
+// "s7/wWW". Its t-th transaction (t = 1, 2, ...) writes intermediate values
+// (phase "I<n>") and deletes over its keys, the offset -t, then the final
+// state of version t: every data key set to its final value (phase "F") or
+// deleted, the mirror set, the offset t. Whether transaction t rolls back
+// and which keys it deletes are functions of (seed, w, t, key), so a checker
+// knows the state of every version without asking the writers. Key k0 of each
+// namespace is never deleted by a final write. Every value names its writer,
+// version, key and phase, padded to a size drawn from the same hash, and the
+// checker compares the whole value with the one it expects.
+//
+// Checks, all against that plan:
+//   - G1a: a ReadCommitted read (Get, iterator, snapshot, offset) never shows
+//     a version that rolls back; nobody reads a transaction's values once
+//     it has ended unless they are the final values of a commit.
+//   - G1b: a ReadCommitted read never shows an intermediate value (nor the
+//     intermediate offset -t).
+//   - fractured reads: in one point-in-time iterator, or one snapshot (its
+//     iterators and Gets over both namespaces), every data key of writer w
+//     holds version o, the mirror's version, or is deleted by o; the
+//     committed offsets read between two snapshots lie between their
+//     mirrors (and equal them when no commit came in between).
+//   - monotonic reads: plain Gets of one reader never go back in versions.
+//   - read-your-writes: a transaction reads its latest write of each key
+//     (Get and iterators, both namespaces), and its committed state, from
+//     tables after flushes and compactions.
+//   - after the run (and a reopen on disk) the store holds the last commit
+//     of every writer, and Check passes.
+//
+// ReadUncommitted is checked on the default namespace only (the engine has
+// no ReadUncommitted view of a named one). TestIsolationS7Checker feeds the
+// checker each anomaly, so that a checker which sees nothing is caught.
+
+const (
+	s7Writers    = 8
+	s7Keys       = 5 // data keys per writer and namespace
+	s7Readers    = 4
+	s7NS         = "s7b"
+	s7MaxPad     = 600
+	s7MaxReports = 20 // violations reported in full before the run stops
+)
+
+// s7 is the state shared by the writers and readers of one run.
+type s7 struct {
+	t      *testing.T
+	d      *DB
+	nsB    *Namespace
+	seed   uint64
+	onDisk bool
+	// Per writer: the transaction begun last, the last one committed (set
+	// once Commit returned), the last one ended (Commit or Rollback
+	// returned; set after committed).
+	started, committed, ended [s7Writers]atomic.Int64
+
+	commits, rollbacks, txnFlushes atomic.Int64
+	checks                         [s7NumChecks]atomic.Int64 // views or key sets checked, per kind
+	values                         atomic.Int64              // values checked
+	violations                     atomic.Int64
+	stop                           atomic.Bool
+	record                         func(kind string) // replaces reporting (the checker's own test)
+}
+
+// The reader's check kinds.
+const (
+	s7IterRC = iota
+	s7IterNS
+	s7Snapshot
+	s7GetRC
+	s7IterRU
+	s7GetRU
+	s7NumChecks
+)
+
+var s7CheckNames = [s7NumChecks]string{"iter-rc", "iter-ns", "snapshot", "get-rc", "iter-ru", "get-ru"}
+
+var s7Txns = flag.Int("s7.txns", 0, "transactions per writer of TestIsolationS7 (0: 60, or 30 with -short)")
+
+// TestIsolationS7 runs TESTPLAN S7 on disk (flushes and compactions running
+// throughout) and in memory.
+func TestIsolationS7(t *testing.T) {
+	txns := *s7Txns
+	switch {
+	case txns > 0:
+	case testing.Short():
+		txns = 30
+	default:
+		txns = 60
+	}
+	t.Run("disk", func(t *testing.T) {
+		dir := t.TempDir()
+		runS7(t, dir, &Options{
+			NoSync:                true,
+			MemTableSize:          64 << 10,
+			L0CompactionThreshold: 2,
+			TargetFileSize:        8 << 10,
+			LevelBaseBytes:        32 << 10,
+			LevelMultiplier:       2,
+			BlockSize:             1 << 10,
+			BlockCacheSize:        64 << 10,
+			MaxOpenTables:         8,
+		}, txns)
+	})
+	t.Run("memory", func(t *testing.T) {
+		runS7(t, "", &Options{InMemory: true, MemTableSize: 64 << 10}, txns)
+	})
+}
+
+func runS7(t *testing.T, dir string, o *Options, txns int) {
+	s := &s7{t: t, seed: testseed.Seed(t), onDisk: !o.InMemory}
+	s.open(dir, o)
+	start := time.Now()
+	var writers, readers sync.WaitGroup
+	var writersDone atomic.Bool
+	for w := 0; w < s7Writers; w++ {
+		writers.Add(1)
+		go func() { defer writers.Done(); s.writer(w, txns) }()
+	}
+	for i := 0; i < s7Readers; i++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			r := &s7Reader{s: s, rng: rand.New(rand.NewPCG(s.seed, 1000+uint64(i)))}
+			for !writersDone.Load() && !s.stop.Load() {
+				r.check(r.rng.IntN(s7NumChecks))
+			}
+		}()
+	}
+	writers.Wait()
+	writersDone.Store(true)
+	readers.Wait()
+	s.logCounts(time.Since(start))
+	if s.violations.Load() > 0 {
+		t.Fatalf("%d isolation violations (seed %d)", s.violations.Load(), s.seed)
+	}
+	s.checkFinal("final")
+	if s.onDisk {
+		if err := s.d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := Check(dir, nil); err != nil {
+			t.Fatalf("Check: %v\n%s", err, r)
+		}
+		s.open(dir, o)
+		s.checkFinal("after reopen")
+	}
+}
+
+// open opens (or reopens) the store and namespace s7NS.
+func (s *s7) open(dir string, o *Options) {
+	s.d = openTest(s.t, dir, o)
+	ns, err := s.d.Namespace(s7NS)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.nsB = ns
+}
+
+func (s *s7) logCounts(elapsed time.Duration) {
+	m := s.d.Metrics()
+	var b strings.Builder
+	for i, name := range s7CheckNames {
+		fmt.Fprintf(&b, " %s=%d", name, s.checks[i].Load())
+	}
+	s.t.Logf("%v: %d commits, %d rollbacks, %d flushes inside transactions; checks:%s; %d values checked",
+		elapsed.Round(time.Millisecond), s.commits.Load(), s.rollbacks.Load(), s.txnFlushes.Load(), b.String(), s.values.Load())
+	var lv strings.Builder
+	for i, l := range m.Levels {
+		if l.Tables > 0 {
+			fmt.Fprintf(&lv, " L%d=%d", i, l.Tables)
+		}
+	}
+	s.t.Logf("engine: %d flushes, %d compactions (%d trivial moves), %d rotations, %d tables deleted, %d stalls, tables:%s",
+		m.Flushes, m.Compactions, m.TrivialMoves, m.Rotations, m.TablesDeleted, m.Stalls, lv.String())
+}
+
+// violation reports an anomaly; past s7MaxReports the run stops.
+func (s *s7) violation(kind, format string, args ...any) {
+	if s.record != nil {
+		s.record(kind)
+		return
+	}
+	n := s.violations.Add(1)
+	if n <= s7MaxReports {
+		s.t.Errorf("%s: %s", kind, fmt.Sprintf(format, args...))
+	}
+	if n >= s7MaxReports {
+		s.stop.Store(true)
+	}
+}
+
+// failed reports an unexpected error (not an anomaly of the checker's).
+func (s *s7) failed(format string, args ...any) {
+	s.violation("error", format, args...)
+}
+
+// --- the plan: functions of (seed, writer, version, key) ---
+
+func s7Mix(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+func (s *s7) hash(w int, t int64, tag, k uint64) uint64 {
+	h := s7Mix(s.seed + 0x9e3779b97f4a7c15)
+	for _, x := range [...]uint64{uint64(w), uint64(t), tag, k} {
+		h = s7Mix(h ^ x)
+	}
+	return h
+}
+
+// rollsBack reports whether writer w's transaction t rolls back.
+func (s *s7) rollsBack(w int, t int64) bool { return s.hash(w, t, 1, 0)%5 == 0 }
+
+// deletes reports whether version t of writer w deletes key k of namespace
+// ns (0: default, 1: s7NS). Key k0 is never deleted.
+func (s *s7) deletes(w int, t int64, ns, k int) bool {
+	return k > 0 && s.hash(w, t, 2+uint64(ns), uint64(k))%3 == 0
+}
+
+var s7Tags = [3]byte{'a', 'b', 'o'} // namespace 0, namespace 1, mirror
+
+func s7DataKey(w, k int) []byte { return fmt.Appendf(nil, "d/w%02d/k%d", w, k) }
+func s7MirrorKey(w int) []byte  { return fmt.Appendf(nil, "o/w%02d", w) }
+func s7OffsetName(w int) string { return fmt.Sprintf("s7/w%02d", w) }
+
+// value encodes the value of writer w's key (tag, k) written by version t
+// in the given phase.
+func (s *s7) value(w int, t int64, tag byte, k int, phase string) []byte {
+	b := fmt.Appendf(nil, "w%02d.t%d.%c%d.%s.", w, t, tag, k, phase)
+	p := uint64(tag)
+	for _, c := range []byte(phase) {
+		p = p*131 + uint64(c)
+	}
+	h := s.hash(w, t, 100+p, uint64(k))
+	for n := int(h % s7MaxPad); n > 0; n-- { // letters that do not compress
+		h = s7Mix(h)
+		b = append(b, byte('a'+h%26))
+	}
+	return b
+}
+
+// s7Val is a decoded value.
+type s7Val struct {
+	w     int
+	t     int64
+	tag   byte
+	k     int
+	phase string
+}
+
+func (v s7Val) final() bool { return v.phase == "F" }
+
+func (v s7Val) String() string {
+	return fmt.Sprintf("w%02d.t%d.%c%d.%s", v.w, v.t, v.tag, v.k, v.phase)
+}
+
+// decode parses a value and checks every byte of it against its encoding.
+func (s *s7) decode(b []byte) (s7Val, bool) {
+	f := strings.SplitN(string(b), ".", 5)
+	if len(f) != 5 || len(f[0]) != 3 || f[0][0] != 'w' || len(f[1]) < 2 || f[1][0] != 't' || len(f[2]) < 2 {
+		return s7Val{}, false
+	}
+	w, err1 := strconv.Atoi(f[0][1:])
+	t, err2 := strconv.ParseInt(f[1][1:], 10, 64)
+	k, err3 := strconv.Atoi(f[2][1:])
+	v := s7Val{w: w, t: t, tag: f[2][0], k: k, phase: f[3]}
+	if err1 != nil || err2 != nil || err3 != nil || w < 0 || w >= s7Writers || t < 1 {
+		return s7Val{}, false
+	}
+	return v, bytes.Equal(b, s.value(w, t, v.tag, k, v.phase))
+}
+
+// --- writers ---
+
+// s7State is what a writer's transaction sees of its keys: the value of
+// each data key per namespace and of the mirror (nil: absent).
+type s7State struct {
+	data   [2][s7Keys][]byte
+	mirror []byte
+}
+
+// committedState returns the state version t of writer w left (t = 0: none).
+func (s *s7) committedState(w int, t int64) s7State {
+	var st s7State
+	if t == 0 {
+		return st
+	}
+	for ns := 0; ns < 2; ns++ {
+		for k := 0; k < s7Keys; k++ {
+			if !s.deletes(w, t, ns, k) {
+				st.data[ns][k] = s.value(w, t, s7Tags[ns], k, "F")
+			}
+		}
+	}
+	st.mirror = s.value(w, t, 'o', 0, "F")
+	return st
+}
+
+// writer runs writer w's transactions 1..n.
+func (s *s7) writer(w, n int) {
+	rng := rand.New(rand.NewPCG(s.seed, uint64(w)))
+	var last int64 // last committed version
+	for t := int64(1); t <= int64(n) && !s.stop.Load(); t++ {
+		s.started[w].Store(t)
+		if !s.runTxn(rng, w, t, last) {
+			return
+		}
+		if s.rollsBack(w, t) {
+			s.rollbacks.Add(1)
+		} else {
+			last = t
+			s.committed[w].Store(t)
+			s.commits.Add(1)
+		}
+		s.ended[w].Store(t)
+		// The store holds the last commit, not the rolled-back transaction.
+		s.checkTxnState(s.d, s.nsB, w, s.committedState(w, last), fmt.Sprintf("w%02d after txn %d", w, t))
+	}
+}
+
+// s7Target is a key a transaction writes: a data key of namespace ns, or
+// the mirror (ns = 2).
+type s7Target struct{ ns, k int }
+
+// runTxn runs writer w's transaction t over committed version last and
+// reports whether it ended as planned.
+func (s *s7) runTxn(rng *rand.Rand, w int, t, last int64) bool {
+	tx := s.d.Begin(nil)
+	defer tx.Rollback() // ErrTxnDone once ended
+	txB := tx.In(s.nsB)
+	st := s.committedState(w, last)
+	where := fmt.Sprintf("w%02d txn %d", w, t)
+	s.checkTxnState(tx, txB, w, st, where+" before writing")
+	var targets []s7Target
+	for ns := 0; ns < 2; ns++ {
+		for k := 0; k < s7Keys; k++ {
+			targets = append(targets, s7Target{ns, k})
+		}
+	}
+	targets = append(targets, s7Target{2, 0})
+	// Intermediate writes, each read back at once.
+	for i, n := 0, 1+rng.IntN(2*len(targets)); i < n; i++ {
+		tg := targets[rng.IntN(len(targets))]
+		var v []byte
+		if tg.ns == 2 || rng.IntN(4) != 0 {
+			v = s.value(w, t, s7Tags[tg.ns], tg.k, "I"+strconv.Itoa(i))
+		}
+		if !s.txnWrite(tx, txB, w, tg, v, &st, where) {
+			return false
+		}
+	}
+	if err := tx.SetOffset(s7OffsetName(w), -t); err != nil {
+		s.failed("%s: SetOffset: %v", where, err)
+		return false
+	}
+	if s.onDisk && rng.IntN(32) == 0 {
+		// Move the committed data under the transaction into tables.
+		if err := s.d.Flush(); err != nil {
+			s.failed("%s: Flush: %v", where, err)
+			return false
+		}
+		s.txnFlushes.Add(1)
+		s.checkTxnState(tx, txB, w, st, where+" after a flush")
+	}
+	// The final state of version t, in random order.
+	rng.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+	for _, tg := range targets {
+		var v []byte
+		if tg.ns == 2 || !s.deletes(w, t, tg.ns, tg.k) {
+			v = s.value(w, t, s7Tags[tg.ns], tg.k, "F")
+		}
+		if !s.txnWrite(tx, txB, w, tg, v, &st, where) {
+			return false
+		}
+	}
+	if err := tx.SetOffset(s7OffsetName(w), t); err != nil {
+		s.failed("%s: SetOffset: %v", where, err)
+		return false
+	}
+	s.checkTxnState(tx, txB, w, st, where+" after writing")
+	var err error
+	if s.rollsBack(w, t) {
+		err = tx.Rollback()
+	} else {
+		err = tx.Commit()
+	}
+	if err != nil {
+		s.failed("%s: end: %v", where, err)
+		return false
+	}
+	return true
+}
+
+// txnWrite writes v (nil: a delete) to target tg in the transaction,
+// records it in st and reads it back.
+func (s *s7) txnWrite(tx *Txn, txB TxnNamespace, w int, tg s7Target, v []byte, st *s7State, where string) bool {
+	var r interface {
+		Set(k, v []byte) error
+		Delete(k []byte) error
+		Get(k []byte) ([]byte, error)
+	} = tx
+	key := s7DataKey(w, tg.k)
+	slot := &st.mirror
+	switch tg.ns {
+	case 0:
+		slot = &st.data[0][tg.k]
+	case 1:
+		r, slot = txB, &st.data[1][tg.k]
+	case 2:
+		key = s7MirrorKey(w)
+	}
+	var err error
+	if v == nil {
+		err = r.Delete(key)
+	} else {
+		err = r.Set(key, v)
+	}
+	if err != nil {
+		s.failed("%s: write %s: %v", where, key, err)
+		return false
+	}
+	*slot = v
+	got, err := r.Get(key)
+	s.expectValue(got, err, v, fmt.Sprintf("%s: ns %d key %s", where, tg.ns, key))
+	return true
+}
+
+// s7TxnReader reads one namespace as a transaction (or the DB) sees it.
+type s7TxnReader interface {
+	Get(key []byte) ([]byte, error)
+	NewIterator(o *IterOptions) (*Iterator, error)
+}
+
+// checkTxnState checks that a and b (the default namespace and s7NS, as a
+// transaction or the DB sees them) hold st for writer w's keys, by Get and
+// by iterator.
+func (s *s7) checkTxnState(a, b s7TxnReader, w int, st s7State, where string) {
+	for ns, r := range [2]s7TxnReader{a, b} {
+		for k := 0; k < s7Keys; k++ {
+			got, err := r.Get(s7DataKey(w, k))
+			s.expectValue(got, err, st.data[ns][k], fmt.Sprintf("%s: ns %d key %d", where, ns, k))
+		}
+		prefix := fmt.Sprintf("d/w%02d/", w)
+		it, err := r.NewIterator(&IterOptions{LowerBound: []byte(prefix), UpperBound: []byte(prefix + "~")})
+		if err != nil {
+			s.failed("%s: NewIterator: %v", where, err)
+			return
+		}
+		var want, have strings.Builder
+		for k := 0; k < s7Keys; k++ {
+			if v := st.data[ns][k]; v != nil {
+				fmt.Fprintf(&want, "%s%d=%s ", prefix+"k", k, s7Short(v))
+			}
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			fmt.Fprintf(&have, "%s=%s ", it.Key(), s7Short(it.Value()))
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			s.failed("%s: iterator: %v", where, err)
+		}
+		if want.String() != have.String() {
+			s.violation("read-your-writes", "%s: ns %d iterator shows %s, want %s", where, ns, have.String(), want.String())
+		}
+	}
+	got, err := a.Get(s7MirrorKey(w))
+	s.expectValue(got, err, st.mirror, fmt.Sprintf("%s: mirror", where))
+}
+
+// expectValue checks a Get's result against want (nil: ErrNotFound).
+func (s *s7) expectValue(got []byte, err error, want []byte, where string) {
+	s.values.Add(1)
+	switch {
+	case want == nil && errors.Is(err, ErrNotFound):
+	case want == nil:
+		s.violation("read-your-writes", "%s: got %s, %v; want not found", where, s7Short(got), err)
+	case err != nil || !bytes.Equal(got, want):
+		s.violation("read-your-writes", "%s: got %s, %v; want %s", where, s7Short(got), err, s7Short(want))
+	}
+}
+
+// s7Short is a value without its padding, for messages.
+func s7Short(v []byte) string {
+	if i := bytes.LastIndexByte(v, '.'); i >= 0 {
+		return string(v[:i])
+	}
+	return string(v)
+}
+
+// checkFinal checks the store holds the last commit of every writer: data,
+// mirror and offset.
+func (s *s7) checkFinal(where string) {
+	offs, err := s7Offsets(s.d)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for w := 0; w < s7Writers; w++ {
+		last := s.committed[w].Load()
+		s.checkTxnState(s.d, s.nsB, w, s.committedState(w, last), fmt.Sprintf("%s w%02d", where, w))
+		if o, ok := offs[s7OffsetName(w)]; o != last || ok != (last > 0) {
+			s.t.Errorf("%s: offset of w%02d is %d (%v), want %d", where, w, o, ok, last)
+		}
+	}
+	if s.violations.Load() > 0 {
+		s.t.FailNow()
+	}
+}
+
+// s7Offsets returns the committed offsets: the one place to adapt when
+// CommittedOffsets changes.
+func s7Offsets(d *DB) (map[string]int64, error) { return d.CommittedOffsets() }
+
+// s7Offset returns one committed offset: the one place to adapt when
+// CommittedOffset changes.
+func s7Offset(d *DB, name string) (int64, bool, error) {
+	o, err := d.CommittedOffset(name)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	return o, err == nil, err
+}
+
+// --- readers ---
+
+// s7Reader is the checker of one reader goroutine.
+type s7Reader struct {
+	s     *s7
+	rng   *rand.Rand
+	floor [s7Writers]int64 // newest version of each writer this reader saw committed
+}
+
+// s7View is what one point-in-time read showed of one writer's keys.
+type s7View struct {
+	has       [2]bool // namespaces read
+	hasMirror bool
+	data      [2][s7Keys][]byte
+	mirror    []byte
+}
+
+type s7Views [s7Writers]s7View
+
+func (r *s7Reader) check(kind int) {
+	r.s.checks[kind].Add(1)
+	switch kind {
+	case s7IterRC, s7IterNS:
+		r.checkIter(kind - s7IterRC)
+	case s7Snapshot:
+		r.checkSnapshot()
+	case s7GetRC:
+		r.checkGets()
+	case s7IterRU:
+		r.checkIterRU()
+	case s7GetRU:
+		r.checkGetsRU()
+	}
+}
+
+// loads returns the writers' counters (committed or ended) as of now.
+func s7Load(c *[s7Writers]atomic.Int64) (v [s7Writers]int64) {
+	for w := range c {
+		v[w] = c[w].Load()
+	}
+	return v
+}
+
+// pause lets the writers, flushes and compactions move on, sometimes.
+func (r *s7Reader) pause() {
+	switch r.rng.IntN(4) {
+	case 0:
+		time.Sleep(time.Duration(r.rng.IntN(2000)) * time.Microsecond)
+	case 1:
+		runtime.Gosched()
+	}
+}
+
+// parseKey decodes a key of the default namespace or of s7NS.
+func s7ParseKey(key []byte) (w, k int, mirror, ok bool) {
+	var err1, err2 error
+	switch {
+	case len(key) == 8 && string(key[:3]) == "d/w" && string(key[5:7]) == "/k":
+		w, err1 = strconv.Atoi(string(key[3:5]))
+		k, err2 = strconv.Atoi(string(key[7:]))
+	case len(key) == 5 && string(key[:3]) == "o/w":
+		w, err1 = strconv.Atoi(string(key[3:5]))
+		mirror = true
+	default:
+		return 0, 0, false, false
+	}
+	ok = err1 == nil && err2 == nil && w >= 0 && w < s7Writers && k >= 0 && k < s7Keys
+	return w, k, mirror, ok
+}
+
+// scan reads a whole namespace (ns 0: the default one) through it into v,
+// pausing halfway now and then, and closes it.
+func (r *s7Reader) scan(it *Iterator, ns int, v *s7Views, where string) bool {
+	s := r.s
+	var prev []byte
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		key := it.Key()
+		if prev != nil && bytes.Compare(prev, key) >= 0 {
+			s.violation("iterator order", "%s: key %q after %q", where, key, prev)
+		}
+		prev = append(prev[:0], key...)
+		w, k, mirror, good := s7ParseKey(key)
+		if !good || mirror && ns != 0 {
+			s.violation("unexpected key", "%s: namespace %d holds %q", where, ns, key)
+			continue
+		}
+		if mirror {
+			v[w].mirror = bytes.Clone(it.Value())
+		} else {
+			v[w].data[ns][k] = bytes.Clone(it.Value())
+		}
+		if n++; n == s7Writers*s7Keys/2 {
+			r.pause()
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		s.failed("%s: iterator: %v", where, err)
+		return false
+	}
+	for w := range v {
+		v[w].has[ns] = true
+		v[w].hasMirror = v[w].hasMirror || ns == 0
+	}
+	return true
+}
+
+// decodeAs decodes b, read as writer w's key (tag, k), and checks it is a
+// value the writer wrote there.
+func (r *s7Reader) decodeAs(b []byte, w int, tag byte, k int, where string) (s7Val, bool) {
+	s := r.s
+	s.values.Add(1)
+	v, ok := s.decode(b)
+	switch {
+	case !ok:
+		s.violation("garbage value", "%s: %q", where, s7Short(b))
+	case v.w != w || v.tag != tag || v.k != k:
+		s.violation("misplaced value", "%s: key of w%02d %c%d holds %s", where, w, tag, k, v)
+	case v.t > s.started[w].Load():
+		s.violation("read from the future", "%s: %s was never written", where, v)
+	default:
+		return v, true
+	}
+	return v, false
+}
+
+// committedValue decodes b, read at ReadCommitted as writer w's key (tag,
+// k), and checks it is the final value of a commit.
+func (r *s7Reader) committedValue(b []byte, w int, tag byte, k int, where string) (s7Val, bool) {
+	s := r.s
+	v, ok := r.decodeAs(b, w, tag, k, where)
+	switch {
+	case !ok:
+	case !v.final():
+		s.violation("G1b intermediate read", "%s: %s was overwritten before its commit", where, v)
+	case s.rollsBack(w, v.t):
+		s.violation("G1a aborted read", "%s: %s belongs to a rolled-back transaction", where, v)
+	default:
+		return v, true
+	}
+	return v, false
+}
+
+// checkView checks that a point-in-time view of writer w's keys shows one
+// commit, o, as new as floor (or none, o = 0), and returns o. The mirror
+// gives o; without it, key k0 (never deleted) does.
+func (r *s7Reader) checkView(w int, v *s7View, floor int64, where string) int64 {
+	s := r.s
+	floor = max(floor, r.floor[w])
+	where = fmt.Sprintf("%s w%02d", where, w)
+	var o int64
+	src := "the mirror"
+	switch {
+	case v.hasMirror && v.mirror != nil:
+		m, ok := r.committedValue(v.mirror, w, 'o', 0, where+" mirror")
+		if !ok {
+			return -1
+		}
+		o = m.t
+	case !v.hasMirror:
+		ns := 0
+		if !v.has[0] {
+			ns = 1
+		}
+		src = fmt.Sprintf("k0 of namespace %d", ns)
+		if b := v.data[ns][0]; b != nil {
+			m, ok := r.committedValue(b, w, s7Tags[ns], 0, where)
+			if !ok {
+				return -1
+			}
+			o = m.t
+		}
+	}
+	if o < floor {
+		s.violation("stale read", "%s: %s shows version %d, but %d had committed before the read", where, src, o, floor)
+	}
+	bad := false
+	for ns := 0; ns < 2; ns++ {
+		if !v.has[ns] {
+			continue
+		}
+		for k := 0; k < s7Keys; k++ {
+			b := v.data[ns][k]
+			if b == nil {
+				if o > 0 && !s.deletes(w, o, ns, k) {
+					bad = true
+				}
+				continue
+			}
+			if val, ok := r.committedValue(b, w, s7Tags[ns], k, where); ok && val.t != o {
+				bad = true
+			}
+		}
+	}
+	if bad {
+		s.violation("fractured read", "%s: %s shows version %d, the view holds %s", where, src, o, v)
+	}
+	r.floor[w] = max(r.floor[w], o)
+	return o
+}
+
+func (v *s7View) String() string {
+	var b strings.Builder
+	if v.hasMirror {
+		fmt.Fprintf(&b, "mirror=%s ", s7OrAbsent(v.mirror))
+	}
+	for ns := 0; ns < 2; ns++ {
+		if v.has[ns] {
+			for k := 0; k < s7Keys; k++ {
+				fmt.Fprintf(&b, "%c%d=%s ", s7Tags[ns], k, s7OrAbsent(v.data[ns][k]))
+			}
+		}
+	}
+	return b.String()
+}
+
+func s7OrAbsent(b []byte) string {
+	if b == nil {
+		return "-"
+	}
+	return s7Short(b)
+}
+
+// checkIter checks a ReadCommitted iterator over namespace ns (0: the
+// default one, with the mirrors; 1: s7NS).
+func (r *s7Reader) checkIter(ns int) {
+	floor := s7Load(&r.s.committed)
+	it, err := [2]Reader{r.s.d.Reader(ReadCommitted), r.s.nsB}[ns].NewIterator(nil)
+	if err != nil {
+		r.s.failed("NewIterator: %v", err)
+		return
+	}
+	var v s7Views
+	where := fmt.Sprintf("iterator of namespace %d", ns)
+	if r.scan(it, ns, &v, where) {
+		for w := range v {
+			r.checkView(w, &v[w], floor[w], where)
+		}
+	}
+}
+
+// checkSnapshot checks a snapshot: its iterators over both namespaces show
+// one commit per writer, its Gets agree with them after a pause, and the
+// committed offsets read between it and a second snapshot lie between the
+// two snapshots' mirrors.
+func (r *s7Reader) checkSnapshot() {
+	s := r.s
+	floor := s7Load(&s.committed)
+	s1, err1 := s.d.NewSnapshot()
+	offs, err2 := s7Offsets(s.d)
+	s2, err3 := s.d.NewSnapshot()
+	defer s1.Close()
+	defer s2.Close()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		s.failed("snapshot: %v", err)
+		return
+	}
+	var v s7Views
+	var o [s7Writers]int64
+	for ns, rd := range [2]Reader{s1, s1.In(s.nsB)} {
+		it, err := rd.NewIterator(nil)
+		if err != nil {
+			s.failed("snapshot NewIterator: %v", err)
+			return
+		}
+		if !r.scan(it, ns, &v, "snapshot") {
+			return
+		}
+	}
+	for w := range v {
+		if o[w] = r.checkView(w, &v[w], floor[w], "snapshot"); o[w] < 0 {
+			return
+		}
+	}
+	r.pause()
+	w := r.rng.IntN(s7Writers)
+	r.checkSnapshotGets(s1, w, &v[w])
+	for w := range v {
+		r.checkOffset(w, o[w], s1.Seq() == s2.Seq(), s2, offs)
+	}
+}
+
+// checkSnapshotGets checks that Gets on snapshot sn of writer w's keys
+// return what its iterators showed (v), however long ago.
+func (r *s7Reader) checkSnapshotGets(sn *Snapshot, w int, v *s7View) {
+	s := r.s
+	for ns, rd := range [2]Reader{sn, sn.In(s.nsB)} {
+		for k := 0; k < s7Keys; k++ {
+			got, err := rd.Get(s7DataKey(w, k))
+			r.sameAsView(got, err, v.data[ns][k], fmt.Sprintf("w%02d %c%d", w, s7Tags[ns], k))
+		}
+	}
+	got, err := sn.Get(s7MirrorKey(w))
+	r.sameAsView(got, err, v.mirror, fmt.Sprintf("w%02d mirror", w))
+}
+
+func (r *s7Reader) sameAsView(got []byte, err error, want []byte, where string) {
+	r.s.values.Add(1)
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		r.s.failed("snapshot Get %s: %v", where, err)
+	case err != nil && want == nil:
+	case err != nil || !bytes.Equal(got, want):
+		r.s.violation("snapshot not repeatable", "%s: Get returns %s, its iterator showed %s",
+			where, s7OrAbsent(got), s7OrAbsent(want))
+	}
+}
+
+// checkOffset checks writer w's committed offset, read between snapshot
+// s1 (where the writer's mirror showed version o1) and s2: it lies between
+// the mirrors, and equals o1 if no commit came between the snapshots.
+func (r *s7Reader) checkOffset(w int, o1 int64, sameSeq bool, s2 *Snapshot, offs map[string]int64) {
+	s := r.s
+	s.values.Add(1)
+	var o2 int64
+	b, err := s2.Get(s7MirrorKey(w))
+	switch {
+	case err == nil:
+		m, ok := r.committedValue(b, w, 'o', 0, fmt.Sprintf("second snapshot w%02d mirror", w))
+		if !ok {
+			return
+		}
+		o2 = m.t
+	case !errors.Is(err, ErrNotFound):
+		s.failed("snapshot Get: %v", err)
+		return
+	}
+	off, ok := offs[s7OffsetName(w)]
+	switch {
+	case ok && (off < 1 || s.rollsBack(w, off)):
+		s.violation("G1a/G1b offset", "w%02d: committed offset %d was never committed", w, off)
+	case !ok && o1 > 0 || ok && (off < o1 || off > o2) || sameSeq && off != o1:
+		s.violation("fractured read", "w%02d: committed offset %d (present %v) read between snapshots whose mirrors show %d and %d (same seq %v)",
+			w, off, ok, o1, o2, sameSeq)
+	}
+	r.floor[w] = max(r.floor[w], o2)
+}
+
+// checkGets checks plain ReadCommitted Gets of one writer's keys, mirror
+// and offset, in random order: commits may land between them, but versions
+// never go back, and a key is missing only if a commit since deleted it.
+func (r *s7Reader) checkGets() {
+	s := r.s
+	w := r.rng.IntN(s7Writers)
+	floor := max(s.committed[w].Load(), r.floor[w])
+	n := 2*s7Keys + 2
+	for _, i := range r.rng.Perm(n) {
+		ns, k := i/s7Keys, i%s7Keys
+		where := fmt.Sprintf("Get w%02d %d", w, i)
+		var b []byte
+		var err error
+		switch {
+		case i == n-1:
+			off, ok, err := s7Offset(s.d, s7OffsetName(w))
+			if err != nil {
+				s.failed("%s: CommittedOffset: %v", where, err)
+				return
+			}
+			floor = r.checkGetOffset(w, off, ok, floor)
+			continue
+		case i == n-2:
+			ns, k = 2, 0
+			b, err = s.d.Get(s7MirrorKey(w))
+		case ns == 0:
+			b, err = s.d.Get(s7DataKey(w, k))
+		default:
+			b, err = s.nsB.Get(s7DataKey(w, k))
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			s.failed("%s: %v", where, err)
+			return
+		}
+		s.values.Add(1)
+		if err != nil {
+			if (ns == 2 || k == 0 || !r.deletedSince(w, ns, k, floor)) && floor > 0 {
+				s.violation("stale read", "%s: missing, but version %d (which sets it) had committed before", where, floor)
+			}
+			continue
+		}
+		if v, ok := r.committedValue(b, w, s7Tags[ns], k, where); ok {
+			if v.t < floor {
+				s.violation("non-monotonic read", "%s: version %d after version %d was seen", where, v.t, floor)
+			}
+			floor = max(floor, v.t)
+		}
+	}
+	r.floor[w] = floor
+}
+
+// checkGetOffset checks writer w's committed offset read by Get against
+// the floor and returns the new floor.
+func (r *s7Reader) checkGetOffset(w int, off int64, ok bool, floor int64) int64 {
+	s := r.s
+	s.values.Add(1)
+	switch {
+	case !ok && floor > 0:
+		s.violation("stale read", "w%02d: no committed offset, but version %d had committed", w, floor)
+	case !ok:
+	case off < 1 || s.rollsBack(w, off) || off > s.started[w].Load():
+		s.violation("G1a/G1b offset", "w%02d: committed offset %d was never committed", w, off)
+	case off < floor:
+		s.violation("non-monotonic read", "w%02d: committed offset %d after version %d was seen", w, off, floor)
+	default:
+		floor = off
+	}
+	return floor
+}
+
+// deletedSince reports whether a commit of writer w at or after version
+// from (and begun by now) deletes key k of namespace ns.
+func (r *s7Reader) deletedSince(w, ns, k int, from int64) bool {
+	for t := max(from, 1); t <= r.s.started[w].Load(); t++ {
+		if !r.s.rollsBack(w, t) && r.s.deletes(w, t, ns, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// uncommittedValue checks a value read at ReadUncommitted as writer w's key
+// (tag, k): an open transaction's write, or a commit at least as new as
+// committed; a transaction that had ended (ended) before the read shows
+// only its final values, and only if it committed.
+func (r *s7Reader) uncommittedValue(b []byte, w int, tag byte, k int, committed, ended int64, where string) {
+	s := r.s
+	v, ok := r.decodeAs(b, w, tag, k, where)
+	switch {
+	case !ok:
+	case v.t <= ended && !v.final():
+		s.violation("G1b intermediate read", "%s: %s read after its transaction ended (%d)", where, v, ended)
+	case v.t <= ended && s.rollsBack(w, v.t):
+		s.violation("G1a aborted read", "%s: %s read after its transaction rolled back", where, v)
+	case v.t < committed:
+		s.violation("stale read", "%s: %s read after version %d committed", where, v, committed)
+	}
+}
+
+// checkIterRU checks a ReadUncommitted iterator over the default namespace.
+func (r *s7Reader) checkIterRU() {
+	s := r.s
+	committed, ended := s7Load(&s.committed), s7Load(&s.ended)
+	it, err := s.d.Reader(ReadUncommitted).NewIterator(nil)
+	if err != nil {
+		s.failed("NewIterator: %v", err)
+		return
+	}
+	var v s7Views
+	if !r.scan(it, 0, &v, "uncommitted iterator") {
+		return
+	}
+	for w := range v {
+		where := fmt.Sprintf("uncommitted iterator w%02d", w)
+		for k, b := range v[w].data[0] {
+			if b != nil {
+				r.uncommittedValue(b, w, 'a', k, committed[w], ended[w], where)
+			}
+		}
+		if b := v[w].mirror; b != nil {
+			r.uncommittedValue(b, w, 'o', 0, committed[w], ended[w], where)
+		}
+	}
+}
+
+// checkGetsRU checks ReadUncommitted Gets of one writer's keys.
+func (r *s7Reader) checkGetsRU() {
+	s := r.s
+	w := r.rng.IntN(s7Writers)
+	committed, ended := s.committed[w].Load(), s.ended[w].Load()
+	ru := s.d.Reader(ReadUncommitted)
+	for _, k := range r.rng.Perm(s7Keys + 1) {
+		key, tag := s7DataKey(w, k), byte('a')
+		if k == s7Keys {
+			key, tag, k = s7MirrorKey(w), 'o', 0
+		}
+		b, err := ru.Get(key)
+		switch {
+		case err == nil:
+			r.uncommittedValue(b, w, tag, k, committed, ended, "uncommitted Get "+string(key))
+		case !errors.Is(err, ErrNotFound):
+			s.failed("uncommitted Get: %v", err)
+			return
+		}
+	}
+}
+
+// TestIsolationS7Checker feeds the checker views with each anomaly (and
+// without) and checks it names exactly the anomaly.
+func TestIsolationS7Checker(t *testing.T) {
+	const w = 3
+	var got []string
+	s := &s7{t: t, seed: 7, record: func(kind string) { got = append(got, kind) }}
+	s.started[w].Store(100)
+	var o, prev, rb int64 // two commits in a row, and a rollback
+	for v := int64(2); v < 100 && (o == 0 || rb == 0); v++ {
+		switch {
+		case s.rollsBack(w, v):
+			rb = v
+		case !s.rollsBack(w, v-1) && o == 0:
+			o, prev = v, v-1
+		}
+	}
+	kept := 0 // a key version o keeps
+	for k := 1; k < s7Keys; k++ {
+		if !s.deletes(w, o, 0, k) {
+			kept = k
+		}
+	}
+	view := func(t int64, edit func(v *s7View)) *s7View {
+		st := s.committedState(w, t)
+		v := &s7View{has: [2]bool{true, true}, hasMirror: true, data: st.data, mirror: st.mirror}
+		if edit != nil {
+			edit(v)
+		}
+		return v
+	}
+	cases := []struct {
+		name string
+		want string
+		run  func(r *s7Reader)
+	}{
+		{"consistent", "", func(r *s7Reader) { r.checkView(w, view(o, nil), o, "") }},
+		{"none committed", "", func(r *s7Reader) { r.checkView(w, &s7View{has: [2]bool{true, true}, hasMirror: true}, 0, "") }},
+		{"other namespace behind", "fractured read", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.data[1][0] = s.value(w, prev, 'b', 0, "F") }), 0, "")
+		}},
+		{"key missing", "fractured read", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.data[0][kept] = nil }), 0, "")
+		}},
+		{"one namespace, k0 missing", "fractured read", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.has[0], v.hasMirror, v.data[1][0] = false, false, nil }), 0, "")
+		}},
+		{"intermediate", "G1b intermediate read", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.mirror = s.value(w, o, 'o', 0, "I2") }), 0, "")
+		}},
+		{"aborted", "G1a aborted read", func(r *s7Reader) { r.checkView(w, view(rb, nil), 0, "") }},
+		{"stale", "stale read", func(r *s7Reader) { r.checkView(w, view(prev, nil), o, "") }},
+		{"reader went back", "stale read", func(r *s7Reader) {
+			r.checkView(w, view(o, nil), 0, "")
+			r.checkView(w, view(prev, nil), 0, "")
+		}},
+		{"misplaced", "misplaced value", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.data[0][0] = s.value(w, o, 'b', 0, "F") }), 0, "")
+		}},
+		{"garbage", "garbage value", func(r *s7Reader) {
+			r.checkView(w, view(o, func(v *s7View) { v.mirror = append(v.mirror, 'x') }), 0, "")
+		}},
+		{"future", "read from the future", func(r *s7Reader) { r.checkView(w, view(200, nil), 0, "") }},
+		{"open transaction", "", func(r *s7Reader) { r.uncommittedValue(s.value(w, o, 'a', 1, "I0"), w, 'a', 1, prev, prev, "") }},
+		{"ended, intermediate", "G1b intermediate read", func(r *s7Reader) {
+			r.uncommittedValue(s.value(w, prev, 'a', 1, "I0"), w, 'a', 1, prev, prev, "")
+		}},
+		{"rolled back", "G1a aborted read", func(r *s7Reader) { r.uncommittedValue(s.value(w, rb, 'o', 0, "F"), w, 'o', 0, 0, rb, "") }},
+		{"offset of a rollback", "G1a/G1b offset", func(r *s7Reader) { r.checkGetOffset(w, rb, true, 0) }},
+		{"offset intermediate", "G1a/G1b offset", func(r *s7Reader) { r.checkGetOffset(w, -o, true, 0) }},
+		{"offset back", "non-monotonic read", func(r *s7Reader) { r.checkGetOffset(w, prev, true, o) }},
+		{"offset lost", "stale read", func(r *s7Reader) { r.checkGetOffset(w, 0, false, o) }},
+	}
+	for _, c := range cases {
+		got = nil
+		c.run(&s7Reader{s: s})
+		want := []string{c.want}
+		if c.want == "" {
+			want = nil
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s (o=%d prev=%d rollback=%d): checker reported %q, want %q", c.name, o, prev, rb, got, want)
+		}
+	}
+}
