@@ -302,13 +302,10 @@ func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.File
 // down to the deepest level holding tables, so that all the data ends up
 // in one level: tombstones and shadowed versions no snapshot needs are
 // dropped, and dropped namespaces reclaimed. It waits for a running
-// background compaction first. With an in-memory store it does nothing.
+// background compaction first.
 func (d *DB) Compact() error {
 	if err := d.Flush(); err != nil {
 		return err
-	}
-	if d.opts.InMemory {
-		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

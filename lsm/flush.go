@@ -246,14 +246,11 @@ func (o *outputs) abort() {
 }
 
 // Flush makes every memtable that holds data immutable and waits until all
-// of them are written to level-0 tables. With an in-memory store it does
-// nothing.
+// of them are written to level-0 tables (held in memory for an in-memory
+// store).
 func (d *DB) Flush() error {
 	if err := d.writable(); err != nil {
 		return err
-	}
-	if d.opts.InMemory {
-		return nil
 	}
 	d.commit.Lock()
 	if !d.commit.slot.unused() {

@@ -13,9 +13,6 @@ import (
 // or still being written. Only under the invariants build tag. d.mu is
 // held. Other Stat errors (injected by tests) are ignored.
 func (d *DB) checkVersionLocked(v *manifest.Version) {
-	if d.opts.InMemory {
-		return
-	}
 	for level := range manifest.NumLevels {
 		for _, f := range v.Files(level) {
 			fi, err := d.fs.Stat(d.path(tableFileName(f.FileNum)))

@@ -69,8 +69,9 @@ func Open(dirname string, opts *Options) (*DB, error) {
 	d.txns.open = make(map[*Txn]struct{})
 	d.mu.cond.L = &d.mu.Mutex
 	if o.InMemory {
-		d.initInMemory()
-		return d, nil
+		// Tables and the manifest live in a filesystem in memory; commits
+		// skip the WAL.
+		d.fs = vfs.NewMem()
 	}
 	if err := d.lockDir(); err != nil {
 		return nil, err
@@ -95,17 +96,6 @@ func Open(dirname string, opts *Options) (*DB, error) {
 		go d.compactLoop()
 	}
 	return d, nil
-}
-
-// initInMemory starts an empty store that lives only in memory: commits
-// skip the WAL, and memtables are never flushed.
-func (d *DB) initInMemory() {
-	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
-	d.commit.nextSeq = 1
-	v, _ := manifest.NewBuilder(nil).Build()
-	d.mu.current, d.mu.state = v, manifest.State{NextFileNumber: 1}
-	d.fileNum.Store(1)
-	d.installReadStateLocked([]*memtable.MemTable{d.commit.slot.mem})
 }
 
 // lockDir creates the directory if needed and takes its lock file.

@@ -13,7 +13,9 @@ import (
 type Options struct {
 	// InMemory keeps the whole store in RAM: no files are read or written,
 	// the directory passed to Open is ignored, and everything is gone after
-	// Close. The default value is false.
+	// Close. Commits skip the WAL; memtables are flushed and compacted into
+	// tables held in memory, as on disk, so reads stay fast however much
+	// the store holds. The default value is false.
 	InMemory bool
 
 	// NoSync makes Commit return once the commit record has been written to

@@ -10,7 +10,9 @@ import (
 // full memtable joins the memtables waiting to be flushed and a new WAL
 // file starts, so that the flush can retire the old file with the old
 // memtable. A memtable that is still empty is only replaced by a larger
-// one; an in-memory store keeps every memtable. d.commit's mutex is held.
+// one. An in-memory store has no WAL: its full memtable joins the queue
+// all the same, to be flushed into tables in memory. d.commit's mutex is
+// held.
 //
 // The old WAL is closed (written and synced) before the new one is
 // created: a log after the newest non-empty one never holds a record, so
@@ -36,8 +38,6 @@ func (d *DB) rotateLocked(need int64) error {
 	switch {
 	case old.unused():
 		mems = append([]*memtable.MemTable{newMem}, d.rs.Load().mems[1:]...)
-	case d.opts.InMemory:
-		mems = append([]*memtable.MemTable{newMem}, d.rs.Load().mems...)
 	default:
 		d.mu.imm = append(d.mu.imm, &flushable{mem: old.mem, logNum: oldLog, lastSeq: d.commit.nextSeq - 1})
 		d.mu.activeLog = d.commit.logNum
@@ -85,9 +85,6 @@ func (d *DB) stallLocked() error {
 
 // stalledLocked reports whether writes must wait. d.mu is held.
 func (d *DB) stalledLocked() bool {
-	if d.opts.InMemory {
-		return false
-	}
 	if len(d.mu.imm)+1 >= d.opts.MemTableStopWritesThreshold {
 		return true
 	}
@@ -97,7 +94,7 @@ func (d *DB) stalledLocked() bool {
 // updateSlowdownLocked turns the write slowdown on while level 0 holds
 // L0SlowdownWritesThreshold tables or more. d.mu is held.
 func (d *DB) updateSlowdownLocked() {
-	d.slowdown.on.Store(!d.opts.DisableAutomaticCompactions && !d.opts.InMemory &&
+	d.slowdown.on.Store(!d.opts.DisableAutomaticCompactions &&
 		d.mu.current.NumFiles(0) >= d.opts.L0SlowdownWritesThreshold)
 }
 
