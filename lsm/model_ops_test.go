@@ -20,9 +20,16 @@ type heldIter struct {
 	keys []string // the view's keys within the iterator's bounds, sorted
 }
 
-// modelTotals adds up, across reopens, the work the engine reports.
+// modelTotals adds up, across reopens, the work the engine reports, and
+// counts the operations that coverage checks ask for.
 type modelTotals struct {
 	flushes, compactions, rolls int64
+	// spanning counts commits of several namespaces (the default one
+	// included) and offsets.
+	spanning int64
+	// created and dropped count namespaces; crashes power cuts and lost
+	// the commits they lost.
+	created, dropped, crashes, lost int64
 }
 
 // collect adds the open DB's counters to r.totals; the caller closes the
@@ -152,17 +159,31 @@ func (r *modelRun) checkOffsets(what string) {
 }
 
 // checkSnapshot checks a few Gets, random moves of an iterator and a full
-// scan of another against the data the snapshot was taken with.
+// scan of another against the data the snapshot was taken with, in the
+// default namespace or one of the snapshot's (if it was dropped since,
+// reads fail with ErrNamespaceDropped).
 func (r *modelRun) checkSnapshot(what string, ms modelSnap) {
 	r.t.Helper()
-	for range 3 {
-		r.checkGet(what+" get", ms.s, r.key(), ms.data)
+	ns, data := r.pickSnapNS(ms)
+	what += ns.String()
+	rd := snapReader(ms, ns)
+	if ns != nil && ns.dropped {
+		if _, err := rd.Get([]byte(r.key())); !errors.Is(err, ErrNamespaceDropped) {
+			r.t.Fatalf("%s: Get: %v, want ErrNamespaceDropped", what, err)
+		}
+		if err := iterErr(rd); !errors.Is(err, ErrNamespaceDropped) {
+			r.t.Fatalf("%s: NewIterator: %v, want ErrNamespaceDropped", what, err)
+		}
+		return
 	}
-	r.checkIter(what+" iter", ms.s, ms.data, nil)
-	o, keys := r.iterBounds(ms.data)
-	it, err := ms.s.NewIterator(o)
+	for range 3 {
+		r.checkGet(what+" get", rd, r.key(), data)
+	}
+	r.checkIter(what+" iter", rd, data, nil)
+	o, keys := r.iterBounds(data)
+	it, err := rd.NewIterator(o)
 	must(r.t, err)
-	r.checkScan(what, it, keys, ms.data)
+	r.checkScan(what, it, keys, data)
 	must(r.t, it.Close())
 }
 
@@ -181,19 +202,26 @@ func (r *modelRun) iterStep(step int) {
 	}
 }
 
-// holdIter opens an iterator on the DB, a snapshot or the ReadUncommitted
-// reader and keeps it, with the view it must show from now on.
+// holdIter opens an iterator on the DB, a namespace, a snapshot (of the
+// default namespace or another) or the ReadUncommitted reader and keeps
+// it, with the view it must show from now on, even once its namespace is
+// dropped.
 func (r *modelRun) holdIter(step int) {
 	var rd Reader
 	var h heldIter
 	switch n := r.rng.IntN(3); {
 	case n == 0 && len(r.snaps) > 0:
-		i := r.rng.IntN(len(r.snaps))
-		rd, h.view, h.what = r.snaps[i].s, r.snaps[i].data, fmt.Sprintf("snapshot iterator of step %d", step)
+		ms := r.snaps[r.rng.IntN(len(r.snaps))]
+		ns, data := r.pickSnapNS(ms)
+		if ns != nil && ns.dropped {
+			return // checkSnapshot covers it
+		}
+		rd, h.view, h.what = snapReader(ms, ns), data, fmt.Sprintf("snapshot iterator%s of step %d", ns, step)
 	case n == 1:
 		rd, h.view, h.what = r.db.Reader(ReadUncommitted), r.m.uncommittedView(), fmt.Sprintf("uncommitted iterator of step %d", step)
 	default:
-		rd, h.view, h.what = r.db, r.m.view(nil), fmt.Sprintf("db iterator of step %d", step)
+		ns := r.pickNS()
+		rd, h.view, h.what = r.reader(ns), r.m.viewIn(nil, ns), fmt.Sprintf("db iterator%s of step %d", ns, step)
 	}
 	var o *IterOptions
 	o, h.keys = r.iterBounds(h.view)
@@ -226,6 +254,7 @@ func (r *modelRun) closeIters() {
 // left.
 func (r *modelRun) flush(step int) {
 	must(r.t, r.db.Flush())
+	r.m.settle() // a Flush makes every commit durable, even with NoSync
 	if m := r.db.Metrics(); !r.opts.InMemory && m.MemTables != 1 {
 		r.t.Fatalf("step %d: %d memtables after Flush, want 1", step, m.MemTables)
 	}
@@ -241,6 +270,7 @@ func (r *modelRun) compact(step int) {
 		r.holdIter(step)
 	}
 	must(r.t, r.db.Compact())
+	r.m.settle() // as does a Compact
 	r.checkCompacted(what)
 	r.noteLevels()
 	for _, h := range r.iters {

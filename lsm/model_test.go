@@ -11,33 +11,105 @@ import (
 	"github.com/stratadb/strata/internal/vfs"
 )
 
+// The model test (TESTPLAN S6): seeded random operations on the lsm API,
+// under several option sets, with every read checked against a map model.
+// This file holds the model and the operations on transactions and
+// readers; model_ops_test.go the operations on tables and the iterator
+// checks; model_ns_test.go namespaces; model_crash_test.go simulated power
+// cuts; model_min_test.go the runner, the shrinking of failures and the
+// regressions.
+
 // testSeed returns the seed of a randomized test, logging it.
 func testSeed(t testing.TB) uint64 { return testseed.Seed(t) }
 
-// modelTxn mirrors an open transaction: its writes (nil = deleted) and the
-// stamp of each, which orders writes across transactions.
-type modelTxn struct {
-	t       *Txn
-	writes  map[string]*string
-	stamps  map[string]uint64
-	offsets map[string]int64
+// modelTB is what a model run reports to: a *testing.T, or a trial run of
+// the shrinker (see modelTrial) that must not fail the test.
+type modelTB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
 }
 
-// model is what the store must hold.
+// modelTxn mirrors an open transaction: its writes (nil = deleted) to the
+// default namespace and to the others, the stamp of each write to the
+// default namespace, which orders writes across transactions, and its
+// offsets.
+type modelTxn struct {
+	t        *Txn
+	writes   map[string]*string
+	stamps   map[string]uint64
+	offsets  map[string]int64
+	nsWrites map[*modelNS]map[string]*string
+	noSync   bool // begun with TxnOptions.NoSync
+}
+
+// writesIn returns the transaction's writes to ns (nil = the default
+// namespace), making the map if needed.
+func (mt *modelTxn) writesIn(ns *modelNS) map[string]*string {
+	if ns == nil {
+		return mt.writes
+	}
+	if mt.nsWrites[ns] == nil {
+		if mt.nsWrites == nil {
+			mt.nsWrites = map[*modelNS]map[string]*string{}
+		}
+		mt.nsWrites[ns] = map[string]*string{}
+	}
+	return mt.nsWrites[ns]
+}
+
+// model is what the store must hold: the committed data of the default
+// namespace and of the live namespaces, the committed offsets, the open
+// transactions, and what a power cut must keep (see model_crash_test.go).
 type model struct {
-	committed map[string]string
+	committed map[string]string // the default namespace
 	offsets   map[string]int64
+	nss       []*modelNS // live namespaces, by creation order
 	open      []*modelTxn
 	stamp     uint64
+	// durable is the state every power cut must keep; history holds the
+	// commits since, which a power cut may lose (a suffix of them).
+	durable struct {
+		committed map[string]string
+		offsets   map[string]int64
+	}
+	history []*modelCommit
 }
 
-func (m *model) view(mt *modelTxn) map[string]string {
-	v := make(map[string]string, len(m.committed))
-	for k, s := range m.committed {
+func newModel() model {
+	m := model{committed: map[string]string{}, offsets: map[string]int64{}}
+	m.durable.committed, m.durable.offsets = map[string]string{}, map[string]int64{}
+	return m
+}
+
+// data returns the committed data of ns (nil = the default namespace).
+func (m *model) data(ns *modelNS) map[string]string {
+	if ns == nil {
+		return m.committed
+	}
+	return ns.data
+}
+
+// view returns the default namespace as mt sees it (nil = committed data),
+// in a new map.
+func (m *model) view(mt *modelTxn) map[string]string { return m.viewIn(mt, nil) }
+
+// viewIn returns namespace ns as mt sees it (nil = committed data), in a
+// new map.
+func (m *model) viewIn(mt *modelTxn, ns *modelNS) map[string]string {
+	data := m.data(ns)
+	v := make(map[string]string, len(data))
+	for k, s := range data {
 		v[k] = s
 	}
 	if mt != nil {
-		for k, s := range mt.writes {
+		w := mt.writes
+		if ns != nil {
+			w = mt.nsWrites[ns]
+		}
+		for k, s := range w {
 			if s == nil {
 				delete(v, k)
 			} else {
@@ -69,7 +141,8 @@ func (m *model) uncommittedView() map[string]string {
 	return v
 }
 
-// modelSnap is an open snapshot with the committed data it must show.
+// modelSnap is an open snapshot with the committed data of the default
+// namespace it must show (modelRun.snapNS holds its namespaces).
 type modelSnap struct {
 	s    *Snapshot
 	data map[string]string
@@ -77,7 +150,7 @@ type modelSnap struct {
 
 type modelRun struct {
 	snaps []modelSnap
-	t     *testing.T
+	t     modelTB
 	rng   *rand.Rand
 	db    *DB
 	dir   string
@@ -94,6 +167,15 @@ type modelRun struct {
 	medium bool
 	// closeAtEnd tells that a cleanup closes r.db when the test ends.
 	closeAtEnd bool
+	// mem is the filesystem of the store, for power cuts (nil: none).
+	mem *vfs.MemFS
+	// snapNS holds the namespaces each snapshot must show.
+	snapNS map[*Snapshot][]snapNS
+	// dropped holds handles of namespaces dropped since the DB was opened.
+	dropped []*Namespace
+	// avoidBugs steers clear of the open engine bugs (see
+	// modelInMemoryNamespaceBug); regression runs replay without it.
+	avoidBugs bool
 }
 
 func (r *modelRun) key() string { return fmt.Sprintf("key%04d", r.rng.IntN(r.keys)) }
@@ -143,7 +225,8 @@ func modelTableOptions() Options {
 	}
 }
 
-// modelConfigs returns the option sets of TestRandomizedAgainstModel.
+// modelConfigs returns the option sets of TestRandomizedAgainstModel. All
+// but in-memory run on a MemFS, and so simulate power cuts too.
 func modelConfigs() []modelConfig {
 	zstd := modelTableOptions()
 	zstd.Compression, zstd.BloomBitsPerKey = ZstdCompression, -1
@@ -166,63 +249,6 @@ func modelConfigs() []modelConfig {
 	}
 }
 
-// TestRandomizedAgainstModel runs seeded random operations on the lsm API
-// under several option sets and checks every read against a map model:
-// transactions, the three kinds of readers, snapshots and iterators kept
-// open across flushes, compactions and commits, offsets, reopens.
-func TestRandomizedAgainstModel(t *testing.T) {
-	seed := testSeed(t)
-	steps := 3000
-	if testing.Short() {
-		steps = 800
-	}
-	for i, c := range modelConfigs() {
-		t.Run(c.name, func(t *testing.T) {
-			opts := c.opts
-			if !opts.InMemory {
-				opts.FS = vfs.NewMem()
-			}
-			r := &modelRun{t: t, rng: rand.New(rand.NewPCG(seed, uint64(i))), dir: "db", opts: &opts, keys: 300}
-			if c.tables {
-				r.keys, r.medium = 500, true
-			}
-			r.m = model{committed: map[string]string{}, offsets: map[string]int64{}}
-			r.db = openTest(t, r.dir, r.opts)
-			n := steps
-			if c.tables {
-				n = steps / 2 // as many bytes as the other sets' steps write, and more
-			}
-			for step := 0; step < n; step++ {
-				r.step(step)
-			}
-			r.checkAll("end")
-			r.noteLevels()
-			r.collect()
-			r.checkCoverage(c)
-		})
-	}
-}
-
-// checkCoverage fails the test if the run did not exercise what its option
-// set is for: tables deep in the tree, compactions, manifest rolls.
-func (r *modelRun) checkCoverage(c modelConfig) {
-	tot := r.totals
-	r.t.Logf("deepest level holding tables L%d; %d flushes, %d compactions, %d manifest rolls",
-		r.deepest, tot.flushes, tot.compactions, tot.rolls)
-	if r.opts.InMemory || testing.Short() {
-		return
-	}
-	if tot.flushes == 0 || tot.compactions == 0 {
-		r.t.Errorf("the run made no flush or no compaction")
-	}
-	if c.tables && !c.opts.DisableAutomaticCompactions && r.deepest < 3 {
-		r.t.Errorf("data never reached level 3: the option set no longer exercises deep levels")
-	}
-	if c.opts.MaxManifestFileSize > 0 && c.opts.MaxManifestFileSize < 4<<10 && tot.rolls == 0 {
-		r.t.Errorf("no manifest roll with MaxManifestFileSize %d", c.opts.MaxManifestFileSize)
-	}
-}
-
 // step runs one random operation. Operations on a transaction fall back
 // to a single-key write when none is open, and so does beginning one when
 // three are.
@@ -231,9 +257,9 @@ func (r *modelRun) step(step int) {
 	if len(r.m.open) > 0 {
 		mt = r.m.open[r.rng.IntN(len(r.m.open))]
 	}
-	switch op := r.rng.IntN(100); {
+	switch op := r.rng.IntN(108); {
 	case op < 5 && len(r.m.open) < 3:
-		r.m.open = append(r.m.open, &modelTxn{t: r.db.Begin(nil), writes: map[string]*string{}, stamps: map[string]uint64{}, offsets: map[string]int64{}})
+		r.begin()
 	case op < 62 && mt != nil:
 		r.txnStep(step, op, mt)
 	case op < 70:
@@ -254,8 +280,14 @@ func (r *modelRun) step(step int) {
 		r.flush(step)
 	case op < 95:
 		r.compact(step)
-	default:
+	case op < 100:
 		r.iterStep(step)
+	case op < 107:
+		r.nsStep(step)
+	case r.mem == nil || r.largeMemTables() && r.rng.IntN(2) == 0:
+		r.write() // each restart allocates new memtables
+	default:
+		r.crash(step)
 	}
 }
 
@@ -265,65 +297,125 @@ func (r *modelRun) largeMemTables() bool {
 	return !r.opts.InMemory && (r.opts.MemTableSize == 0 || r.opts.MemTableSize >= 1<<20)
 }
 
-// txnStep runs operation op (below 62) on the open transaction mt.
+// begin begins a transaction, one time in eight with TxnOptions.NoSync
+// when the DB syncs commits.
+func (r *modelRun) begin() {
+	mt := &modelTxn{writes: map[string]*string{}, stamps: map[string]uint64{}, offsets: map[string]int64{}}
+	if !r.opts.NoSync && r.rng.IntN(8) == 0 {
+		mt.noSync = true
+		mt.t = r.db.Begin(&TxnOptions{NoSync: true})
+	} else {
+		mt.t = r.db.Begin(nil)
+	}
+	r.trace("begin txn %p (NoSync %v)", mt.t, mt.noSync)
+	r.m.open = append(r.m.open, mt)
+}
+
+// txnStep runs operation op (below 62) on the open transaction mt, in the
+// default namespace or, one time in three, a live namespace.
 func (r *modelRun) txnStep(step, op int, mt *modelTxn) {
 	t, m := r.t, &r.m
 	switch {
 	case op < 5:
 		r.write() // three transactions are open already
+	case op < 38:
+		r.txnWrite(mt, r.pickNS(), r.key())
 	case op < 40:
-		k := r.key()
-		m.stamp++
-		mt.stamps[k] = m.stamp
-		if r.rng.IntN(4) == 0 {
-			mt.writes[k] = nil
-			must(t, mt.t.Delete([]byte(k)))
-		} else {
-			v := r.value()
-			mt.writes[k] = &v
-			must(t, mt.t.Set([]byte(k), []byte(v)))
-		}
+		r.txnWriteDropped(step, mt)
 	case op < 43:
 		name := fmt.Sprint("p", r.rng.IntN(4))
 		off := r.rng.Int64N(1 << 40)
 		mt.offsets[name] = off
 		must(t, mt.t.SetOffset(name, off))
 	case op < 50:
-		r.checkGet(fmt.Sprintf("step %d txn get", step), mt.t, r.key(), m.view(mt))
+		ns := r.pickNS()
+		r.checkGet(fmt.Sprintf("step %d txn get%s", step, ns), r.txnReader(mt, ns), r.key(), m.viewIn(mt, ns))
 	case op < 54:
-		r.checkIter(fmt.Sprintf("step %d txn iter", step), mt.t, m.view(mt), mt)
+		ns := r.pickNS()
+		r.checkIterIn(fmt.Sprintf("step %d txn iter%s", step, ns), r.txnReader(mt, ns), m.viewIn(mt, ns), mt, ns)
 	case op < 60:
-		if err := mt.t.Commit(); err != nil {
-			t.Fatalf("step %d: commit: %v", step, err)
-		}
-		for k, v := range mt.writes {
-			if v == nil {
-				delete(m.committed, k)
-			} else {
-				m.committed[k] = *v
-			}
-		}
-		for k, v := range mt.offsets {
-			m.offsets[k] = v
-		}
-		r.closeTxn(mt)
+		r.commit(step, mt)
 	default:
+		r.trace("step %d: rollback txn %p", step, mt.t)
 		must(t, mt.t.Rollback())
 		r.closeTxn(mt)
 	}
 }
 
-// write sets or deletes one key outside any transaction.
-func (r *modelRun) write() {
-	k := r.key()
-	if r.rng.IntN(3) == 0 {
-		must(r.t, r.db.Delete([]byte(k)))
-		delete(r.m.committed, k)
+// txnWrite sets or deletes key k of namespace ns (nil = default) in mt.
+func (r *modelRun) txnWrite(mt *modelTxn, ns *modelNS, k string) {
+	r.m.stamp++
+	if ns == nil {
+		mt.stamps[k] = r.m.stamp
+	}
+	w := mt.writesIn(ns)
+	if r.rng.IntN(4) == 0 {
+		w[k] = nil
+		r.trace("txn %p: delete %s%s", mt.t, k, ns)
+		must(r.t, r.txnWriter(mt, ns).Delete([]byte(k)))
 		return
 	}
 	v := r.value()
-	must(r.t, r.db.Set([]byte(k), []byte(v)))
-	r.m.committed[k] = v
+	w[k] = &v
+	r.trace("txn %p: set %s%s = %.10q", mt.t, k, ns, v)
+	must(r.t, r.txnWriter(mt, ns).Set([]byte(k), []byte(v)))
+}
+
+// commit commits mt and applies it to the model.
+func (r *modelRun) commit(step int, mt *modelTxn) {
+	r.trace("step %d: commit txn %p", step, mt.t)
+	if err := mt.t.Commit(); err != nil {
+		r.t.Fatalf("step %d: commit: %v", step, err)
+	}
+	c := &modelCommit{writes: map[*modelNS]map[string]*string{}, offsets: mt.offsets}
+	if len(mt.writes) > 0 {
+		c.writes[nil] = mt.writes
+	}
+	for ns, w := range mt.nsWrites {
+		c.writes[ns] = w
+	}
+	live := 0 // namespaces, the default one included, the commit wrote to
+	for ns := range c.writes {
+		if ns == nil || !ns.dropped {
+			live++
+		}
+	}
+	if live > 1 && len(c.offsets) > 0 {
+		r.totals.spanning++
+	}
+	// A commit with no write does no I/O, so it syncs nothing.
+	r.m.commit(c, !r.opts.NoSync && !mt.noSync && live+len(c.offsets) > 0)
+	r.closeTxn(mt)
+}
+
+// modelWriter writes single keys: a *DB, a *Namespace, a *Txn or a
+// TxnNamespace.
+type modelWriter interface {
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// write sets or deletes one key outside any transaction, in the default
+// namespace or, one time in three, a live namespace.
+func (r *modelRun) write() {
+	ns := r.pickNS()
+	var w modelWriter = r.db
+	if ns != nil {
+		w = ns.h
+	}
+	k := r.key()
+	c := &modelCommit{writes: map[*modelNS]map[string]*string{ns: {}}}
+	if r.rng.IntN(3) == 0 {
+		r.trace("delete %s%s", k, ns)
+		must(r.t, w.Delete([]byte(k)))
+		c.writes[ns][k] = nil
+	} else {
+		v := r.value()
+		r.trace("set %s%s = %.10q", k, ns, v)
+		must(r.t, w.Set([]byte(k), []byte(v)))
+		c.writes[ns][k] = &v
+	}
+	r.m.commit(c, !r.opts.NoSync)
 }
 
 // readStep runs read operation op (70 to 83) on the DB.
@@ -331,9 +423,11 @@ func (r *modelRun) readStep(step, op int) {
 	m := &r.m
 	switch {
 	case op < 76:
-		r.checkGet(fmt.Sprintf("step %d db get", step), r.db, r.key(), m.committed)
+		ns := r.pickNS()
+		r.checkGet(fmt.Sprintf("step %d db get%s", step, ns), r.reader(ns), r.key(), m.data(ns))
 	case op < 79:
-		r.checkIter(fmt.Sprintf("step %d db iter", step), r.db, m.view(nil), nil)
+		ns := r.pickNS()
+		r.checkIterIn(fmt.Sprintf("step %d db iter%s", step, ns), r.reader(ns), m.viewIn(nil, ns), nil, ns)
 	case op < 81:
 		r.checkGet(fmt.Sprintf("step %d uncommitted get", step), r.db.Reader(ReadUncommitted), r.key(), m.uncommittedView())
 	case op < 82:
@@ -349,9 +443,11 @@ func (r *modelRun) snapshotStep() {
 		s, err := r.db.NewSnapshot()
 		must(r.t, err)
 		r.snaps = append(r.snaps, modelSnap{s, r.m.view(nil)})
+		r.noteSnapshotNS(s)
 		return
 	}
 	i := r.rng.IntN(len(r.snaps))
+	delete(r.snapNS, r.snaps[i].s)
 	must(r.t, r.snaps[i].s.Close())
 	r.snaps = slices.Delete(r.snaps, i, i+1)
 }
@@ -360,7 +456,9 @@ func (r *modelRun) closeTxn(mt *modelTxn) {
 	r.m.open = slices.DeleteFunc(r.m.open, func(x *modelTxn) bool { return x == mt })
 }
 
-func (r *modelRun) reopen(step int) {
+// release rolls back the open transactions and closes the kept iterators
+// and the snapshots.
+func (r *modelRun) release() {
 	for _, mt := range r.m.open {
 		mt.t.Rollback()
 	}
@@ -369,11 +467,20 @@ func (r *modelRun) reopen(step int) {
 	for _, ms := range r.snaps {
 		ms.s.Close()
 	}
-	r.snaps = nil
+	r.snaps, r.snapNS = nil, nil
+}
+
+// reopen closes the DB, which makes every commit durable, opens it again
+// and checks it against the model.
+func (r *modelRun) reopen(step int) {
+	r.release()
 	r.collect()
 	must(r.t, r.db.Close())
+	r.m.settle()
 	r.db = r.open()
-	r.checkAll(fmt.Sprintf("step %d reopen", step))
+	what := fmt.Sprintf("step %d reopen", step)
+	r.attach(what)
+	r.checkAll(what)
 }
 
 // open opens the DB again. Unlike openTest, it does not keep every DB it
@@ -389,14 +496,18 @@ func (r *modelRun) open() *DB {
 	return d
 }
 
-// checkAll compares a full scan of the DB and its committed offsets with
-// the model.
+// checkAll compares a full scan of every namespace of the DB, the list of
+// namespaces and the committed offsets with the model.
 func (r *modelRun) checkAll(what string) {
 	r.t.Helper()
-	it, err := r.db.NewIterator(nil)
-	must(r.t, err)
-	r.checkScan(what+" db scan", it, modelKeysIn(r.m.committed, "", "\xff"), r.m.committed)
-	must(r.t, it.Close())
+	r.checkNamespaces(what)
+	for _, ns := range append([]*modelNS{nil}, r.m.nss...) {
+		it, err := r.reader(ns).NewIterator(nil)
+		must(r.t, err)
+		data := r.m.data(ns)
+		r.checkScan(fmt.Sprintf("%s%s scan", what, ns), it, modelKeysIn(data, "", "\xff"), data)
+		must(r.t, it.Close())
+	}
 	r.checkOffsets(what)
 }
 
@@ -412,10 +523,18 @@ func (r *modelRun) checkGet(what string, rd Reader, k string, view map[string]st
 	}
 }
 
-// checkIter walks an iterator with random moves and checks each position
-// against the sorted model view. For a transaction's iterator it also writes
-// to the transaction midway, which must not disturb the iterator.
+// checkIter walks an iterator of the default namespace with random moves
+// and checks each position against the sorted model view (see checkIterIn).
 func (r *modelRun) checkIter(what string, rd Reader, view map[string]string, mt *modelTxn) {
+	r.t.Helper()
+	r.checkIterIn(what, rd, view, mt, nil)
+}
+
+// checkIterIn walks an iterator of namespace ns with random moves and
+// checks each position against the sorted model view. For a transaction's
+// iterator it also writes to the transaction's view of ns midway, which
+// must not disturb the iterator.
+func (r *modelRun) checkIterIn(what string, rd Reader, view map[string]string, mt *modelTxn, ns *modelNS) {
 	r.t.Helper()
 	o, keys := r.iterBounds(view)
 	it, err := rd.NewIterator(o)
@@ -425,15 +544,21 @@ func (r *modelRun) checkIter(what string, rd Reader, view map[string]string, mt 
 		// Writes after the iterator was made are invisible to it.
 		k := r.key()
 		r.m.stamp++
-		mt.stamps[k] = r.m.stamp
+		if ns == nil {
+			mt.stamps[k] = r.m.stamp
+		}
 		v := r.value()
-		mt.writes[k] = &v
-		must(r.t, mt.t.Set([]byte(k), []byte(v)))
+		mt.writesIn(ns)[k] = &v
+		must(r.t, r.txnWriter(mt, ns).Set([]byte(k), []byte(v)))
 	}
 	r.walkIter(what, it, keys, view, 30)
 }
 
-func must(t testing.TB, err error) {
+// must fails the test if err is not nil.
+func must(t interface {
+	Helper()
+	Fatal(args ...any)
+}, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
