@@ -111,7 +111,7 @@ func (r *modelRun) txnWriter(mt *modelTxn, ns *modelNS) modelWriter {
 // TestRandomizedAgainstModel creates and drops namespaces in an in-memory
 // store only while it has one memtable. Once the bug is fixed, set it to
 // false and remove the entry's skip.
-const modelInMemoryNamespaceBug = true
+const modelInMemoryNamespaceBug = false
 
 // nsStep runs a namespace operation.
 func (r *modelRun) nsStep(step int) {

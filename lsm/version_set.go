@@ -162,7 +162,7 @@ func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) (*readState, error) {
 		}
 	}
 	if invariants.Enabled {
-		d.checkVersionLocked(v)
+		d.checkNewTablesLocked(edit)
 	}
 	old := d.mu.current
 	d.mu.current, d.mu.state = v, s
