@@ -73,8 +73,9 @@ func (d *DB) Namespace(name string) (*Namespace, error) {
 // DropNamespace drops the namespace called name: one manifest edit, synced
 // before it returns, in time independent of the namespace's size. Reads and
 // writes through its handles fail with ErrNamespaceDropped from then on,
-// and compaction discards its keys. Dropping a namespace that does not
-// exist is an error.
+// and compaction discards its keys; an iterator opened before the drop
+// keeps its point-in-time view until closed. Dropping a namespace that does
+// not exist is an error.
 func (d *DB) DropNamespace(name string) error {
 	if err := d.writable(); err != nil {
 		return err
