@@ -7,11 +7,9 @@ import (
 	"testing"
 
 	"github.com/stratadb/strata/internal/vfs"
-	"github.com/stratadb/strata/manifest"
 )
 
-// Reproducers of the engine bugs TestCorruption found. Each is skipped
-// until the engine is fixed; remove the t.Skip to run it.
+// Regression tests of the engine bugs TestCorruption found (all fixed).
 
 // corrQuiescent builds a store whose data is all in tables: commits 0..11
 // compacted into level 1, commits 12..23 flushed to level 0 (one table),
@@ -63,14 +61,11 @@ func corrOpenDamaged(t *testing.T, s *corrStore, name string, fn func([]byte) []
 	return d, fs, err
 }
 
-// A bit flip in the first data block of the level-0 table: a scan returns
-// the older versions that level 1 holds of the keys of that block (and
-// keys the table deleted), with Error() nil, and reports ErrCorruption only
-// when it ends. The merging iterator drops a source that fails and goes on
-// with the others (lsm/merge.go: position and step treat a failed source
-// as exhausted). A caller that stops early, or a range query, gets stale
-// data with no error; Iterator.All hides the error unless Error is checked.
-// Compaction, which checks the error at the end, fails and writes nothing.
+// A bit flip in the first data block of the level-0 table: a scan used to
+// return the older versions level 1 holds of that block's keys (and keys
+// the table deleted) with Error() nil, reporting ErrCorruption only at the
+// end, because the merge dropped the failed source and went on. A failed
+// source now stops the merge.
 func TestCorruptionScanReturnsOlderVersions(t *testing.T) {
 	s, l0 := corrQuiescent(t)
 	d, _, err := corrOpenDamaged(t, s, l0, func(b []byte) []byte { b[10] ^= 1; return b })
@@ -92,12 +87,10 @@ func TestCorruptionScanReturnsOlderVersions(t *testing.T) {
 	}
 }
 
-// The same damage: the committed offsets come from level 1, or are gone.
-// CommittedOffset("c") reports no offset (0, false), and CommittedOffsets
-// returns c = 11 (commit 11's, from level 1) for a store holding commits
-// up to 23, with no way to report an error; with the damage in the table's
-// index instead, it returns no offset at all. A stream processor would
-// resume from the wrong offset. Both need an error result.
+// The same damage used to make CommittedOffset report no offset and
+// CommittedOffsets an older one (from level 1), with no way to report an
+// error: a stream processor would have resumed from the wrong offset. Both
+// now return ErrCorruption.
 func TestCorruptionCommittedOffsetsHideDamage(t *testing.T) {
 	s, l0 := corrQuiescent(t)
 	d, _, err := corrOpenDamaged(t, s, l0, func(b []byte) []byte { b[10] ^= 1; return b })
@@ -114,22 +107,13 @@ func TestCorruptionCommittedOffsetsHideDamage(t *testing.T) {
 }
 
 // Damage inside the last record of the manifest (a bit flip there, or a
-// truncation at the record's start) reads as a torn tail: the manifest's
-// records are synced, but no later record proves it. In a store whose WAL
-// holds no record to replay, nothing else notices: Open succeeds with
-// commits 0..11 of 0..23 and removes the level-0 table as obsolete, so
-// the loss cannot be undone. (With WAL records to replay, Open fails on
-// the sequence gap instead, see below.) Open could tell: the manifest
-// prefix's log number names a WAL that no longer exists, and a table
-// numbered above its next file number exists.
+// truncation at the record's start) reads as a torn tail. In a store whose
+// WAL holds no record to replay, Open used to succeed with commits 0..11 of
+// 0..23 and remove the level-0 table as obsolete. It now refuses: the
+// table the manifest no longer names holds commits no WAL has.
 func TestCorruptionManifestLastRecord(t *testing.T) {
 	s, l0 := corrQuiescent(t)
-	var name string
-	for n := range s.files {
-		if _, ok := manifest.ParseFileName(n); ok {
-			name = n
-		}
-	}
+	name := s.manifestName()
 	ends := parseCorrWAL(name, s.files[name]).recEnds
 	last := ends[len(ends)-2] // the start of the last record
 	for what, fn := range map[string]func([]byte) []byte{
@@ -151,20 +135,13 @@ func TestCorruptionManifestLastRecord(t *testing.T) {
 	}
 }
 
-// Damage that drops manifest edits (a truncation, or damage in the last
-// record) or that cuts a WAL other than the newest at a record's end is
-// reported as ErrCorruption by the WAL whose sequence numbers no longer
-// follow ("000009.log: record ending at offset 35105 holds sequence numbers
-// 213..+8, want 1 next"), not by the damaged file. The data is safe, but
-// the message blames an intact WAL (and Options.Salvage would act on it).
+// Damage that drops manifest edits, or that cuts a WAL other than the
+// newest at a record's end, used to be reported against the next WAL (the
+// first whose sequence numbers no longer follow), an intact file. The
+// error now names the manifest or the WAL before it.
 func TestCorruptionErrorNamesTheDamagedFile(t *testing.T) {
 	a := corrBuildA(t)
-	var name string
-	for n := range a.files {
-		if _, ok := manifest.ParseFileName(n); ok {
-			name = n
-		}
-	}
+	name := a.manifestName()
 	ends := parseCorrWAL(name, a.files[name]).recEnds
 	older := a.wals[0]
 	for file, off := range map[string]int64{name: ends[len(ends)-2], older.name: older.recEnds[0]} {
@@ -175,23 +152,12 @@ func TestCorruptionErrorNamesTheDamagedFile(t *testing.T) {
 	}
 }
 
-// Options.Salvage on the same truncated manifest: the sequence gap reads as
-// damage to the first record of 000009.log, an intact WAL. Salvage sets it
-// aside (000009.log.salvaged, removing 000009.log since no record of it is
-// kept) and then truncates the removed file, so Open fails with "open
-// db/000009.log: no such file or directory", an error without
-// ErrCorruption, after changing the directory (lsm/open.go: replay.salvage
-// calls truncate after setAside removed the file when valid == 0). Had it
-// gone on, it would have opened to the manifest prefix without the commits
-// of the intact WALs.
+// Options.Salvage on the same truncated manifest used to set an intact WAL
+// aside and then truncate the file it had removed (ENOENT). A sequence gap
+// is not salvaged: Open fails with ErrCorruption and changes nothing.
 func TestCorruptionSalvageAfterManifestDamage(t *testing.T) {
 	a := corrBuildA(t)
-	var name string
-	for n := range a.files {
-		if _, ok := manifest.ParseFileName(n); ok {
-			name = n
-		}
-	}
+	name := a.manifestName()
 	ends := parseCorrWAL(name, a.files[name]).recEnds
 	files := maps.Clone(a.files)
 	files[name] = files[name][:ends[len(ends)-2]]

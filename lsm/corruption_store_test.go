@@ -344,3 +344,13 @@ func (w *corrWAL) provedSynced(x, end int64) bool {
 	}
 	return false
 }
+
+// manifestName returns the name of the store's manifest.
+func (s *corrStore) manifestName() string {
+	for n := range s.files {
+		if _, ok := manifest.ParseFileName(n); ok {
+			return n
+		}
+	}
+	return ""
+}

@@ -144,8 +144,8 @@ func (t *corrTally) String() string {
 // The workload (corrWrites) overwrites and deletes keys across levels, so
 // that a damaged newer version silently skipped shows as a stale value; the
 // fault workload (faultKey, faultValue) never overwrites a key, which is
-// why it is not reused here. Engine bugs found are tallied apart (see
-// corrToleratePartialScan) and reproduced in corruption_bugs_test.go.
+// why it is not reused here. The engine bugs it found are kept as regression
+// tests in corruption_bugs_test.go.
 func TestCorruption(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testseed.Seed(t), 0))
 	a := corrBuildA(t)
@@ -334,22 +334,6 @@ func corrTableCases(s *corrStore, rng *rand.Rand) []corrCase {
 	return cases
 }
 
-// Engine bugs this test finds, each with a skipped reproducer in
-// corruption_bugs_test.go. Until
-// they are fixed the sweep tallies their cases apart instead of failing;
-// set these to false to see them fail.
-const (
-	// corrToleratePartialScan: a scan over a damaged table first returns
-	// older versions of its keys (or keys it deleted) from the levels below,
-	// and only then ErrCorruption (TestCorruptionScanReturnsOlderVersions).
-	corrToleratePartialScan = false
-	// corrTolerateSeqGapName: damage that drops manifest edits, or a WAL
-	// other than the newest cut at a record end, is reported by the WAL
-	// whose sequence numbers no longer follow, not by the damaged file
-	// (TestCorruptionErrorNamesTheDamagedFile).
-	corrTolerateSeqGapName = false
-)
-
 // corrTableParts returns the byte ranges of the parts of table b other
 // than its data blocks, after the footer (sstable's package doc): the
 // index, filter and properties handles are its first three (offset,
@@ -445,9 +429,6 @@ func corrOpenErr(c corrCase, err error) (string, error) {
 		return "open: other error", fmt.Errorf("Open failed without ErrCorruption: %v", err)
 	case strings.Contains(msg, c.file):
 		return "open: ErrCorruption", nil
-	case corrTolerateSeqGapName && strings.Contains(msg, "holds sequence numbers") &&
-		(c.kind == "MANIFEST" || c.wal != nil && !c.wal.newest):
-		return "open: ErrCorruption naming the next WAL (bug)", nil
 	}
 	return "open: ErrCorruption naming another file", fmt.Errorf("Open error does not name %s: %v", c.file, err)
 }
@@ -501,14 +482,10 @@ func corrTableCase(c corrCase, fs vfs.FS, kind string, tally *corrTally) error {
 type corrResult struct {
 	k       int // commits the store holds
 	corrupt int // reads that failed with ErrCorruption
-	older   int // scans that returned older versions, then ErrCorruption
 }
 
 func (r corrResult) String() string {
-	switch {
-	case r.older > 0:
-		return "scan returned older versions, then ErrCorruption (bug)"
-	case r.corrupt > 0:
+	if r.corrupt > 0 {
 		return "some ErrCorruption"
 	}
 	return "all right"
@@ -562,10 +539,9 @@ func corrVerify(d *DB, lo, hi int) (r corrResult, err error) {
 }
 
 // corrScan scans the store: every entry must be the model's, in order, and
-// a scan that ends without an error must have seen them all. With
-// corrToleratePartialScan, entries that are older versions (values of
-// earlier commits, or keys deleted since) are counted in r.older instead
-// when the scan ends with ErrCorruption.
+// a scan that ends without an error must have seen them all; an older
+// version (a value of an earlier commit, or a key deleted since) is wrong
+// data even when the scan then reports ErrCorruption.
 func corrScan(d *DB, k int, reverse bool, r *corrResult) error {
 	model := corrModels()[k]
 	it, err := d.NewIterator(nil)
@@ -578,7 +554,7 @@ func corrScan(d *DB, k int, reverse bool, r *corrResult) error {
 	if reverse {
 		what, first, next = "backward scan", it.Last, it.Prev
 	}
-	seen, older := 0, 0
+	seen := 0
 	var prev []byte
 	var wrong error
 	for ok := first(); ok; ok = next() {
@@ -594,7 +570,6 @@ func corrScan(d *DB, k int, reverse bool, r *corrResult) error {
 		if !corrOlderVersion(k, string(key), value) {
 			return fmt.Errorf("%s returned %s = %.20q..., which no commit wrote", what, key, value)
 		}
-		older++
 		if wrong == nil {
 			wrong = fmt.Errorf("%s returned %s = %.20q..., an older version (want %.20q...)", what, key, value, model[string(key)])
 		}
@@ -603,17 +578,14 @@ func corrScan(d *DB, k int, reverse bool, r *corrResult) error {
 	switch {
 	case err != nil && !errors.Is(err, ErrCorruption):
 		return fmt.Errorf("%s: error without ErrCorruption: %v", what, err)
-	case err == nil && wrong != nil:
+	case wrong != nil && err != nil:
+		return fmt.Errorf("%w, then %v", wrong, err)
+	case wrong != nil:
 		return wrong
 	case err == nil && seen != len(model):
 		return fmt.Errorf("%s returned %d of %d entries and no error", what, seen, len(model))
-	case err != nil && wrong != nil && !corrToleratePartialScan:
-		return fmt.Errorf("%w, then %v", wrong, err)
 	case err != nil:
 		r.corrupt++
-		if older > 0 {
-			r.older++
-		}
 	}
 	return nil
 }

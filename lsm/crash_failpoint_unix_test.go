@@ -147,7 +147,7 @@ func fpSession(db *DB, seed uint64, report func(string, ...any)) error {
 		}
 		wg.Go(func() {
 			for end := next[p] + fpSessionTxns; next[p] < end && errs[p] == nil; next[p]++ {
-				errs[p] = fpCommit(db, rngs[p], p, next[p], report)
+				errs[p] = crashCommit(db, rngs[p], p, next[p], report)
 			}
 		})
 	}
@@ -157,40 +157,10 @@ func fpSession(db *DB, seed uint64, report func(string, ...any)) error {
 	}
 	rotations := db.Metrics().Rotations
 	for end := next[0] + 64; next[0] < end && db.Metrics().Rotations == rotations; next[0]++ {
-		if err := fpCommit(db, rngs[0], 0, next[0], report); err != nil {
+		if err := crashCommit(db, rngs[0], 0, next[0], report); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// fpCommit commits transaction s of partition p of the crash workload
-// (sometimes after rolling back another), as TestCrashChild does.
-func fpCommit(db *DB, rng *rand.Rand, p, s int, report func(string, ...any)) error {
-	if rng.IntN(10) == 0 {
-		tx := db.Begin(nil)
-		tx.Set([]byte(fmt.Sprintf("r/%d/%06d", p, s)), []byte("rolled back"))
-		tx.SetOffset(strconv.Itoa(p), int64(s+1_000_000))
-		tx.Rollback()
-	}
-	tx := db.Begin(nil)
-	n := crashWrites(p, s)
-	for i := 0; i < n; i++ {
-		tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
-	}
-	tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
-	for _, d := range crashDeletions(s) {
-		for i := -1; i < crashWrites(p, d); i++ {
-			tx.Delete([]byte(crashKey(p, d, i)))
-		}
-	}
-	tx.SetOffset(strconv.Itoa(p), int64(s))
-	report("B %d %d\n", p, s)
-	if err := tx.Commit(); err != nil {
-		report("F %d %d\n", p, s)
-		return fmt.Errorf("commit of %d/%d: %w", p, s, err)
-	}
-	report("A %d %d\n", p, s)
 	return nil
 }
 

@@ -75,31 +75,10 @@ func TestCrashChild(t *testing.T) {
 				s = int(o) + 1
 			}
 			for ; ; s++ {
-				if rng.IntN(10) == 0 {
-					tx := db.Begin(nil)
-					tx.Set([]byte(fmt.Sprintf("r/%d/%06d", p, s)), []byte("rolled back"))
-					tx.SetOffset(strconv.Itoa(p), int64(s+1_000_000))
-					tx.Rollback()
-				}
-				tx := db.Begin(nil)
-				n := crashWrites(p, s)
-				for i := 0; i < n; i++ {
-					tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
-				}
-				tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
-				for _, d := range crashDeletions(s) {
-					for i := -1; i < crashWrites(p, d); i++ {
-						tx.Delete([]byte(crashKey(p, d, i)))
-					}
-				}
-				tx.SetOffset(strconv.Itoa(p), int64(s))
-				report("B %d %d\n", p, s)
-				if err := tx.Commit(); err != nil {
-					fmt.Fprintf(os.Stderr, "commit of %d/%d: %v\n", p, s, err)
-					report("F %d %d\n", p, s)
+				if err := crashCommit(db, rng, p, s, report); err != nil {
+					fmt.Fprintln(os.Stderr, err)
 					return
 				}
-				report("A %d %d\n", p, s)
 			}
 		}()
 	}

@@ -36,13 +36,11 @@ func (r *modelRun) trace(format string, args ...any) {
 // modelRegressions are runs of TestRandomizedAgainstModel replayed by
 // every go test: an option set (its name in modelConfigs), a seed and a
 // number of steps, as the shrinker reports them. Runs that found engine
-// bugs stay here; one whose bug is open is skipped, with skip saying why.
-// The first entries are representative runs that keep the mechanism
-// exercised (namespaces created, written and dropped, power cuts with
-// commits lost in NoSync mode, and every commit kept otherwise).
-// Entries replay as TestRandomizedAgainstModel ran them, steering clear of
-// open bugs (modelRun.avoidBugs), except skipped ones, which reproduce
-// theirs (-model.skipped runs them, to see whether the bug is fixed).
+// bugs stay here; one whose bug is open is skipped, with skip saying why
+// (-model.skipped runs them, to see whether the bug is fixed). The first
+// entries are representative runs that keep the mechanism exercised
+// (namespaces created, written and dropped, power cuts with commits lost
+// in NoSync mode, and every commit kept otherwise).
 var modelRegressions = []struct {
 	set   string
 	seed  uint64
@@ -51,9 +49,9 @@ var modelRegressions = []struct {
 }{
 	{set: "nosync-small", seed: 1, steps: 400},
 	{set: "tables-manifest-rolls", seed: 2, steps: 300},
-	// After memtable rotations, the drop of a namespace loses the
-	// commits of every memtable but the active one.
-	{set: "in-memory", seed: 11, steps: 23}, // lost rotated memtables on a namespace edit; fixed
+	// After memtable rotations, a namespace edit lost the commits of every
+	// in-memory memtable but the active one (fixed).
+	{set: "in-memory", seed: 11, steps: 23},
 }
 
 // TestRandomizedAgainstModel runs seeded random operations on the lsm API
@@ -67,7 +65,7 @@ func TestRandomizedAgainstModel(t *testing.T) {
 	seed := testSeed(t)
 	for i, c := range modelConfigs() {
 		t.Run(c.name, func(t *testing.T) {
-			res := runModel(t, i, seed, modelSteps(c), true, false)
+			res := runModel(t, i, seed, modelSteps(c), false)
 			if res.failure != "" {
 				t.Fatalf("%s\n%s", res.failure, shrinkModel(t, i, seed, res))
 			}
@@ -87,7 +85,7 @@ func TestModelRegressions(t *testing.T) {
 			if reg.skip != "" && !*modelSkippedFlag {
 				t.Skip(reg.skip)
 			}
-			res := runModel(t, set, reg.seed, reg.steps, reg.skip == "", false)
+			res := runModel(t, set, reg.seed, reg.steps, false)
 			if res.failure != "" {
 				t.Fatalf("step %d: %s", res.step, res.failure)
 			}
@@ -153,19 +151,18 @@ func (p *modelTrial) fail(msg string) {
 
 // modelResult is the outcome of a run.
 type modelResult struct {
-	r         *modelRun
-	avoidBugs bool   // asked for
-	steps     int    // the steps asked for
-	step      int    // the step that failed (steps: the final check)
-	failure   string // empty if the run passed
+	r       *modelRun
+	steps   int    // the steps asked for
+	step    int    // the step that failed (steps: the final check)
+	failure string // empty if the run passed
 }
 
 // runModel runs steps random operations of option set number set of
 // modelConfigs with seed, then checks the whole store. Quiet runs log
-// nothing; avoidBugs steers clear of open engine bugs.
-func runModel(t *testing.T, set int, seed uint64, steps int, avoidBugs, quiet bool) modelResult {
+// nothing.
+func runModel(t *testing.T, set int, seed uint64, steps int, quiet bool) modelResult {
 	p := &modelTrial{t: t, quiet: quiet}
-	res := modelResult{avoidBugs: avoidBugs, steps: steps}
+	res := modelResult{steps: steps}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -181,7 +178,6 @@ func runModel(t *testing.T, set int, seed uint64, steps int, avoidBugs, quiet bo
 		}()
 		res.r = newModelRun(p, modelConfigs()[set], set, seed)
 		r := res.r
-		r.avoidBugs = avoidBugs
 		r.db = r.open()
 		for ; res.step < steps; res.step++ {
 			r.step(res.step)
@@ -218,14 +214,14 @@ func newModelRun(t modelTB, c modelConfig, set int, seed uint64) *modelRun {
 func shrinkModel(t *testing.T, set int, seed uint64, failed modelResult) string {
 	name := modelConfigs()[set].name
 	lo, hi := 0, min(failed.step+1, failed.steps)
-	last := runModel(t, set, seed, hi, failed.avoidBugs, true)
+	last := runModel(t, set, seed, hi, true)
 	if last.failure == "" {
 		return fmt.Sprintf("shrinking: a run of %d steps passes (set %s, seed %d): the failure depends on timing", hi, name, seed)
 	}
 	hi = min(hi, last.step+1)
 	for lo+1 < hi {
 		mid := lo + (hi-lo)/2
-		if res := runModel(t, set, seed, mid, failed.avoidBugs, true); res.failure != "" {
+		if res := runModel(t, set, seed, mid, true); res.failure != "" {
 			// A run failing before its last step shows that the steps up
 			// to the failing one are enough.
 			hi, last = min(mid, res.step+1), res
@@ -251,7 +247,7 @@ func (r *modelRun) checkCoverage(t *testing.T, c modelConfig, steps int) {
 	if steps < 1000 || testing.Short() {
 		return
 	}
-	if (tot.created == 0 || tot.dropped == 0 || tot.spanning == 0) && !(r.avoidBugs && modelInMemoryNamespaceBug && r.opts.InMemory) {
+	if tot.created == 0 || tot.dropped == 0 || tot.spanning == 0 {
 		t.Errorf("the run created, dropped or committed across no namespace")
 	}
 	if r.mem != nil && tot.crashes == 0 {

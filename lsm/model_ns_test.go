@@ -102,24 +102,9 @@ func (r *modelRun) txnWriter(mt *modelTxn, ns *modelNS) modelWriter {
 	return mt.t.In(ns.h)
 }
 
-// modelInMemoryNamespaceBug tells that the engine bug reproduced by the
-// skipped in-memory entry of modelRegressions is open: in an in-memory
-// store, a manifest edit (Namespace creating a namespace, DropNamespace)
-// drops every memtable but the active one from the read state, losing
-// their commits (refreshReadStateLocked rebuilds the memtable list from
-// d.mu.imm, which in-memory rotations do not fill). While it is open,
-// TestRandomizedAgainstModel creates and drops namespaces in an in-memory
-// store only while it has one memtable. Once the bug is fixed, set it to
-// false and remove the entry's skip.
-const modelInMemoryNamespaceBug = false
-
 // nsStep runs a namespace operation.
 func (r *modelRun) nsStep(step int) {
-	n := r.rng.IntN(8)
-	if n < 4 && r.nsBugAvoided() {
-		n = 5
-	}
-	switch {
+	switch n := r.rng.IntN(8); {
 	case n < 3:
 		r.createNS(step)
 	case n < 4:
@@ -131,12 +116,6 @@ func (r *modelRun) nsStep(step int) {
 	default:
 		r.spanningCommit(step)
 	}
-}
-
-// nsBugAvoided reports whether the run must not create or drop a
-// namespace now (see modelInMemoryNamespaceBug).
-func (r *modelRun) nsBugAvoided() bool {
-	return r.avoidBugs && modelInMemoryNamespaceBug && r.opts.InMemory && r.db.Metrics().MemTables > 1
 }
 
 // spanningCommit commits a transaction of its own that writes a key or

@@ -173,9 +173,6 @@ type modelRun struct {
 	snapNS map[*Snapshot][]snapNS
 	// dropped holds handles of namespaces dropped since the DB was opened.
 	dropped []*Namespace
-	// avoidBugs steers clear of the open engine bugs (see
-	// modelInMemoryNamespaceBug); regression runs replay without it.
-	avoidBugs bool
 }
 
 func (r *modelRun) key() string { return fmt.Sprintf("key%04d", r.rng.IntN(r.keys)) }

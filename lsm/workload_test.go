@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 )
@@ -213,4 +214,35 @@ func TestCrashDeletions(t *testing.T) {
 	if kept > 2000/64+crashLongLife/8+crashShortLife+2 {
 		t.Fatalf("%d of 2000 transactions live", kept)
 	}
+}
+
+// crashCommit commits transaction s of partition p of the crash workload,
+// sometimes after rolling back another. report writes the pending (B),
+// acknowledged (A) and failed (F) states to the parent's pipe.
+func crashCommit(db *DB, rng *rand.Rand, p, s int, report func(string, ...any)) error {
+	if rng.IntN(10) == 0 {
+		tx := db.Begin(nil)
+		tx.Set([]byte(fmt.Sprintf("r/%d/%06d", p, s)), []byte("rolled back"))
+		tx.SetOffset(strconv.Itoa(p), int64(s+1_000_000))
+		tx.Rollback()
+	}
+	tx := db.Begin(nil)
+	n := crashWrites(p, s)
+	for i := 0; i < n; i++ {
+		tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
+	}
+	tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
+	for _, d := range crashDeletions(s) {
+		for i := -1; i < crashWrites(p, d); i++ {
+			tx.Delete([]byte(crashKey(p, d, i)))
+		}
+	}
+	tx.SetOffset(strconv.Itoa(p), int64(s))
+	report("B %d %d\n", p, s)
+	if err := tx.Commit(); err != nil {
+		report("F %d %d\n", p, s)
+		return fmt.Errorf("commit of %d/%d: %w", p, s, err)
+	}
+	report("A %d %d\n", p, s)
+	return nil
 }
