@@ -200,7 +200,6 @@ func (d *DB) compactLocked(c *compaction) error {
 	d.mu.compacting = true
 	defer func() {
 		d.mu.compacting = false
-		d.mu.compactions++
 		d.mu.cond.Broadcast()
 	}()
 	if c.level > 0 && c.outputLevel > c.level {
@@ -214,12 +213,12 @@ func (d *DB) compactLocked(c *compaction) error {
 	}
 	start := time.Now()
 	var in, out int64
-	if c.level < 0 {
-		// Only deletions.
-	} else if c.trivialMove() {
+	switch {
+	case c.level < 0: // only deletions
+	case c.trivialMove():
 		edit.NewFiles = []manifest.NewFile{{Level: c.outputLevel, Meta: c.inputs[0][0]}}
 		d.stats.trivialMoves.Add(1)
-	} else {
+	default:
 		v := d.mu.current
 		v.Ref()
 		d.mu.Unlock()
@@ -240,13 +239,9 @@ func (d *DB) compactLocked(c *compaction) error {
 			}
 		}
 	}
-	prev, err := d.logAndApplyLocked(edit)
-	if err != nil {
+	if err := d.logAndApplyLocked(edit); err != nil {
 		return err
 	}
-	d.mu.Unlock()
-	prev.unref()
-	d.mu.Lock()
 	d.stats.compactions.Add(1)
 	d.stats.compactBytesIn.Add(in)
 	d.stats.compactOut.Add(out)

@@ -77,9 +77,6 @@ type DB struct {
 		// compactPointer is, per level, the largest key of the last table
 		// compacted out of it: the next one starts after it.
 		compactPointer [manifest.NumLevels][]byte
-		// flushes and compactions count the work done, for DB.Flush and
-		// DB.Compact to wait on.
-		flushes, compactions int64
 	}
 	// wal and walNum are the WAL being written, for Metrics.
 	wal    atomic.Pointer[wal.Writer]
@@ -215,42 +212,27 @@ func (d *DB) Close() error {
 		failpoint.Hit(failpoint.CloseMidFlush)
 	}
 	d.bg.Wait()
-	// A compaction run by DB.Compact on another goroutine stops too.
-	d.mu.Lock()
-	for d.mu.compacting {
-		d.mu.cond.Wait()
-	}
-	d.mu.Unlock()
+	// The WAL, and the memtables: a closed DB holds no memory (open
+	// iterators keep what they read).
 	d.commit.Lock()
 	var err error
 	if d.commit.log != nil {
 		err = closeWAL(d.commit.log)
 		d.commit.log = nil
 	}
-	d.commit.Unlock()
-	d.mu.Lock()
-	if d.mu.manifest != nil {
-		err = errors.Join(err, d.mu.manifest.Close())
-		d.mu.manifest = nil
-	}
-	d.mu.Unlock()
-	if d.tables != nil {
-		err = errors.Join(err, d.tables.Close())
-	}
-	// Drop the memtables: a closed DB holds no memory (open iterators keep
-	// what they read).
-	d.commit.Lock()
 	d.commit.slot = nil
 	d.commit.Unlock()
 	d.mu.Lock()
-	d.mu.closed = true
-	d.mu.imm = nil
-	prev := d.installReadStateLocked(nil)
-	d.mu.Unlock()
-	prev.unref()
-	if d.lock != nil {
-		err = errors.Join(err, d.lock.Close())
+	for d.mu.compacting { // a compaction DB.Compact runs on another goroutine
+		d.mu.cond.Wait()
 	}
+	err = errors.Join(err, d.mu.manifest.Close())
+	d.mu.manifest = nil
+	d.mu.imm = nil
+	d.installReadStateLocked(nil)
+	d.mu.closed = true
+	d.mu.Unlock()
+	err = errors.Join(err, d.tables.Close(), d.lock.Close())
 	if p := d.readOnly.Load(); p != nil && err == nil {
 		err = fmt.Errorf("%w: %w", ErrReadOnly, *p)
 	}

@@ -51,7 +51,6 @@ func (d *DB) flushLoop() {
 		d.mu.flushing = true
 		err := d.flushOneLocked()
 		d.mu.flushing = false
-		d.mu.flushes++
 		if err != nil && !errors.Is(err, ErrClosed) {
 			d.failLocked(fmt.Errorf("lsm: flush: %w", err))
 			d.opts.Logger.Error("flush failed; the store is read-only until reopened", "error", err)
@@ -86,14 +85,12 @@ func (d *DB) flushOneLocked() error {
 		edit.NewFiles = []manifest.NewFile{{Level: 0, Meta: meta}}
 	}
 	d.mu.imm = d.mu.imm[1:]
-	prev, err := d.logAndApplyLocked(edit)
-	if err != nil {
+	if err := d.logAndApplyLocked(edit); err != nil {
 		d.mu.imm = append([]*flushable{f}, d.mu.imm...)
 		return err
 	}
 	d.stats.flushes.Add(1)
 	d.mu.Unlock()
-	prev.unref()
 	failpoint.Hit(failpoint.FlushAfterManifestBeforeDelete)
 	if f.logNum < edit.LogNumber {
 		d.removeFile(logFileName(f.logNum))

@@ -1,8 +1,6 @@
 package lsm
 
 import (
-	"bytes"
-
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/manifest"
 )
@@ -41,14 +39,8 @@ func (d *DB) getCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([
 			return found(v, kind)
 		}
 	}
-	if d.tables == nil {
-		return nil, ErrNotFound
-	}
 	for _, f := range rs.version.Files(0) {
-		if f.SmallestSeq > seq || bytes.Compare(pkey, f.Smallest.UserKey) < 0 || bytes.Compare(pkey, f.Largest.UserKey) > 0 {
-			continue
-		}
-		v, kind, ok, err := d.getFromTable(f, pkey, seq)
+		v, kind, ok, err := getFromTable(f, d.tables, pkey, seq)
 		if err != nil || ok {
 			return foundErr(v, kind, err)
 		}
@@ -64,16 +56,6 @@ func (d *DB) getCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([
 		}
 	}
 	return nil, ErrNotFound
-}
-
-// getFromTable looks pkey up in one table.
-func (d *DB) getFromTable(f *manifest.FileMetadata, pkey []byte, seq base.SeqNum) ([]byte, base.Kind, bool, error) {
-	r, release, err := d.tables.Get(f.FileNum)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	defer release()
-	return r.Get(pkey, seq)
 }
 
 // found turns a version found into Get's result.

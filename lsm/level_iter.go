@@ -262,8 +262,14 @@ func getFromLevel(files []*manifest.FileMetadata, opener tableOpener, userKey []
 	if i == len(files) {
 		return nil, 0, false, nil
 	}
-	f := files[i]
-	if bytes.Compare(f.Smallest.UserKey, userKey) > 0 || f.SmallestSeq > seq {
+	return getFromTable(files[i], opener, userKey, seq)
+}
+
+// getFromTable returns the newest version of userKey with a sequence number
+// <= seq held by table f, as getFromLevel does. It opens f only when f's
+// user-key range holds userKey and f holds a version at or below seq.
+func getFromTable(f *manifest.FileMetadata, opener tableOpener, userKey []byte, seq base.SeqNum) (value []byte, kind base.Kind, found bool, err error) {
+	if f.SmallestSeq > seq || bytes.Compare(userKey, f.Smallest.UserKey) < 0 || bytes.Compare(userKey, f.Largest.UserKey) > 0 {
 		return nil, 0, false, nil
 	}
 	r, release, err := opener.Get(f.FileNum)

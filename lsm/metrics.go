@@ -133,12 +133,10 @@ func (d *DB) Metrics() Metrics {
 	d.txns.Lock()
 	m.OpenTxns = len(d.txns.open)
 	d.txns.Unlock()
-	if d.tables != nil {
-		c := d.cache.Metrics()
-		m.BlockCacheSize, m.BlockCacheCapacity, m.BlockCacheHits, m.BlockCacheMisses = c.Size, c.Capacity, c.Hits, c.Misses
-		m.OpenTables = d.tables.Metrics().Open
-		m.BloomSkips = d.tables.Stats().BloomSkips.Load()
-	}
+	c := d.cache.Metrics()
+	m.BlockCacheSize, m.BlockCacheCapacity, m.BlockCacheHits, m.BlockCacheMisses = c.Size, c.Capacity, c.Hits, c.Misses
+	m.OpenTables = d.tables.Metrics().Open
+	m.BloomSkips = d.tables.Stats().BloomSkips.Load()
 	return m
 }
 

@@ -61,11 +61,9 @@ func (d *DB) Namespace(name string) (*Namespace, error) {
 		CreatedNamespaces: []manifest.Namespace{{ID: id, Name: name}},
 		NextNamespaceID:   id + 1,
 	}
-	prev, err := d.logAndApplyLocked(edit)
-	if err != nil {
+	if err := d.logAndApplyLocked(edit); err != nil {
 		return nil, err
 	}
-	defer d.unrefUnlocked(prev)
 	d.opts.Logger.Info("created a namespace", "name", name, "id", id)
 	return &Namespace{db: d, id: id, name: name}, nil
 }
@@ -86,11 +84,9 @@ func (d *DB) DropNamespace(name string) error {
 	if !ok {
 		return fmt.Errorf("lsm: drop namespace %q: it does not exist", name)
 	}
-	prev, err := d.logAndApplyLocked(&manifest.VersionEdit{DroppedNamespaces: []base.NamespaceID{id}})
-	if err != nil {
+	if err := d.logAndApplyLocked(&manifest.VersionEdit{DroppedNamespaces: []base.NamespaceID{id}}); err != nil {
 		return err
 	}
-	defer d.unrefUnlocked(prev)
 	d.opts.Logger.Info("dropped a namespace", "name", name, "id", id)
 	return nil
 }
@@ -108,15 +104,6 @@ func (d *DB) Namespaces() []string {
 		names = append(names, ns.Name)
 	}
 	return names
-}
-
-// unrefUnlocked drops a read state's reference with d.mu released for the
-// time of it (the last reference may delete files, which takes d.mu). It
-// is deferred by methods that hold d.mu.
-func (d *DB) unrefUnlocked(rs *readState) {
-	d.mu.Unlock()
-	rs.unref()
-	d.mu.Lock()
 }
 
 // Name returns the namespace's name.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/failpoint"
@@ -30,14 +29,7 @@ const (
 func logFileName(num uint64) string { return fmt.Sprintf("%06d%s", num, logSuffix) }
 
 // parseLogFileName returns the number of a WAL file name.
-func parseLogFileName(name string) (uint64, bool) {
-	s, ok := strings.CutSuffix(name, logSuffix)
-	if !ok || len(s) < 6 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
-}
+func parseLogFileName(name string) (uint64, bool) { return parseNumbered(name, logSuffix) }
 
 // Open opens the store in dirname, creating the directory and an empty store
 // if needed: it loads the manifest (which tables make up the store) and
@@ -234,11 +226,12 @@ func (d *DB) recover() error {
 	d.mu.imm = r.flushables
 	d.visibleSeq.Store(r.lastSeq)
 	d.commit.nextSeq = r.lastSeq + 1
-	if err := d.checkTableFiles(sf, r.lastSeq); err != nil {
+	orphans, err := d.checkTableFiles(sf, r.lastSeq)
+	if err != nil {
 		return err
 	}
 	failpoint.Hit(failpoint.RecoveryAfterReplayBeforeMani)
-	if err := d.startManifest(); err != nil {
+	if err := d.startManifestLocked(); err != nil {
 		return err
 	}
 	failpoint.Hit(failpoint.RecoveryAfterManifestBeforeWAL)
@@ -250,7 +243,7 @@ func (d *DB) recover() error {
 	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.installReadStateLocked(d.memsLocked(d.commit.slot.mem))
 	d.updateSlowdownLocked()
-	return d.removeObsoleteFiles(sf, empty)
+	return d.removeObsoleteFiles(sf, orphans, empty)
 }
 
 // loadManifest loads the version set that CURRENT names. A directory
@@ -275,28 +268,15 @@ func (d *DB) loadManifest(sf storeFiles) (*manifest.Version, manifest.State, err
 	return v, manifest.State{NextFileNumber: 1}, err
 }
 
-// startManifest writes a new manifest holding the recovered version and
-// makes it current: the loaded one, whose tail may be torn, is never
-// appended to.
-func (d *DB) startManifest() error {
-	num := d.nextFileNum()
-	d.mu.state.NextFileNumber = max(d.mu.state.NextFileNumber, num+1)
-	w, err := manifest.Create(d.fs, d.dirname, num, newManifestRecordWriter, d.mu.current, d.mu.state)
-	if err != nil {
-		return err
-	}
-	d.mu.manifest = w
-	return nil
-}
-
 // checkTableFiles checks, before Open changes anything, that every table the
 // manifest names is in the directory, and that no table the manifest does
 // not name holds commits after lastSeq, the last one recovered: such a
 // table is the output of a flush whose manifest edit was lost after its WAL
 // was deleted (a damaged last manifest record reads as a torn tail), and
 // removing it would lose those commits silently. A table left by a crash
-// before its edit was durable holds commits its WAL still has.
-func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) error {
+// before its edit was durable holds commits its WAL still has. It returns
+// the numbers of the tables the manifest does not name.
+func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) (orphans []uint64, err error) {
 	present := make(map[uint64]bool, len(sf.tables))
 	for _, num := range sf.tables {
 		present[num] = true
@@ -305,12 +285,13 @@ func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) error {
 	for level := range manifest.NumLevels {
 		for _, f := range v.Files(level) {
 			if !present[f.FileNum] {
-				return base.CorruptionErrorf("lsm: L%d table %s named by the manifest is missing", level, tableFileName(f.FileNum))
+				return nil, base.CorruptionErrorf("lsm: L%d table %s named by the manifest is missing", level, tableFileName(f.FileNum))
 			}
 			delete(present, f.FileNum)
 		}
 	}
 	for num := range present {
+		orphans = append(orphans, num)
 		name := tableFileName(num)
 		f, err := d.fs.Open(d.path(name))
 		if err != nil {
@@ -321,37 +302,29 @@ func (d *DB) checkTableFiles(sf storeFiles, lastSeq base.SeqNum) error {
 			f.Close() // a table cut short by a crash: garbage
 			continue
 		}
-		largest := t.Properties().LargestSeq
+		props := t.Properties()
 		t.Close()
-		if largest > lastSeq && t.Properties().NumEntries > 0 {
-			return base.CorruptionErrorf("lsm: table %s, which the manifest does not name, holds commits up to "+
-				"sequence number %d, after the last one recovered (%d): the manifest %s lost an edit", name, largest, lastSeq, d.loadedManifest)
+		if props.LargestSeq > lastSeq && props.NumEntries > 0 {
+			return nil, base.CorruptionErrorf("lsm: table %s, which the manifest does not name, holds commits up to "+
+				"sequence number %d, after the last one recovered (%d): the manifest %s lost an edit", name, props.LargestSeq, lastSeq, d.loadedManifest)
 		}
 	}
-	return nil
+	return orphans, nil
 }
 
 // removeObsoleteFiles removes, once the new manifest and WAL are durable,
 // what the store no longer uses: older manifests, tables no version holds
 // (a crash before their flush or compaction was recorded), WALs below the
 // log number, and the replayed WALs that held no record.
-func (d *DB) removeObsoleteFiles(sf storeFiles, emptyLogs []uint64) error {
-	live := make(map[uint64]bool)
-	for level := range manifest.NumLevels {
-		for _, f := range d.mu.current.Files(level) {
-			live[f.FileNum] = true
-		}
-	}
+func (d *DB) removeObsoleteFiles(sf storeFiles, orphanTables, emptyLogs []uint64) error {
 	var obsolete []string
 	for _, num := range sf.manifests {
 		if num != d.mu.manifest.FileNum() {
 			obsolete = append(obsolete, manifest.FileName(num))
 		}
 	}
-	for _, num := range sf.tables {
-		if !live[num] {
-			obsolete = append(obsolete, tableFileName(num))
-		}
+	for _, num := range orphanTables {
+		obsolete = append(obsolete, tableFileName(num))
 	}
 	for _, num := range sf.logs {
 		if num < d.mu.state.LogNumber || slices.Contains(emptyLogs, num) {

@@ -19,11 +19,8 @@ import (
 // after a crash at any point only the newest log can have a torn tail.
 func (d *DB) rotateLocked(need int64) error {
 	newMem := newMemTable(d.opts.MemTableSize, need)
-	old := d.commit.slot
-	oldLog := d.commit.logNum
-	switch {
-	case old.unused(), d.opts.InMemory:
-	default:
+	old, oldLog := d.commit.slot, d.commit.logNum
+	if !old.unused() && !d.opts.InMemory {
 		log := d.commit.log
 		d.commit.log = nil
 		if err := closeWAL(log); err != nil {
@@ -33,24 +30,19 @@ func (d *DB) rotateLocked(need int64) error {
 			return err
 		}
 	}
-	d.mu.Lock()
-	var mems []*memtable.MemTable
-	switch {
-	case old.unused():
-		mems = append([]*memtable.MemTable{newMem}, d.rs.Load().mems[1:]...)
-	default:
-		d.mu.imm = append(d.mu.imm, &flushable{mem: old.mem, logNum: oldLog, lastSeq: d.commit.nextSeq - 1})
-		d.mu.activeLog = d.commit.logNum
-		mems = d.memsLocked(newMem)
-		d.stats.rotations.Add(1)
-		d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.commit.logNum),
-			"memtables", len(mems))
-		d.mu.cond.Broadcast() // wakes the flush
-	}
 	d.commit.slot = &memSlot{mem: newMem}
-	prev := d.installReadStateLocked(mems)
-	d.mu.Unlock()
-	prev.unref()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old.unused() {
+		d.installReadStateLocked(append([]*memtable.MemTable{newMem}, d.rs.Load().mems[1:]...))
+		return nil
+	}
+	d.mu.imm = append(d.mu.imm, &flushable{mem: old.mem, logNum: oldLog, lastSeq: d.commit.nextSeq - 1})
+	d.mu.activeLog = d.commit.logNum
+	d.installReadStateLocked(d.memsLocked(newMem))
+	d.stats.rotations.Add(1)
+	d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.commit.logNum), "memtables", len(d.mu.imm)+1)
+	d.mu.cond.Broadcast() // wakes the flush
 	return nil
 }
 

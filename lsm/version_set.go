@@ -61,7 +61,7 @@ type readState struct {
 	d       *DB
 	refs    atomic.Int32
 	mems    []*memtable.MemTable
-	version *manifest.Version // nil only while Open builds the DB
+	version *manifest.Version
 }
 
 // loadReadState returns the current read state with a reference the caller
@@ -78,25 +78,39 @@ func (d *DB) loadReadState() *readState {
 }
 
 // unref drops a reference; the last one releases the version, deleting the
-// tables no other version holds.
+// tables no other version holds. The caller does not hold d.mu.
 func (rs *readState) unref() {
-	n := rs.refs.Add(-1)
-	if invariants.Enabled && n < 0 {
-		panic("lsm: read state released more often than referenced")
-	}
-	if n == 0 && rs.version != nil {
+	if rs.release() {
 		rs.d.deleteObsolete(rs.version.Unref())
 	}
 }
 
+// unrefLocked is unref for a caller holding d.mu.
+func (rs *readState) unrefLocked() {
+	if rs.release() {
+		rs.d.deleteObsoleteLocked(rs.version.Unref())
+	}
+}
+
+// release drops a reference and reports whether it was the last.
+func (rs *readState) release() bool {
+	n := rs.refs.Add(-1)
+	if invariants.Enabled && n < 0 {
+		panic("lsm: read state released more often than referenced")
+	}
+	return n == 0
+}
+
 // installReadStateLocked makes mems (newest first) and the current version
-// the state readers load, and returns the previous state, which the caller
-// must unref once it no longer holds d.mu. d.mu is held.
-func (d *DB) installReadStateLocked(mems []*memtable.MemTable) *readState {
+// the state readers load, and drops the DB's reference to the previous
+// state. d.mu is held.
+func (d *DB) installReadStateLocked(mems []*memtable.MemTable) {
 	rs := &readState{d: d, mems: mems, version: d.mu.current}
 	rs.version.Ref()
 	rs.refs.Store(1)
-	return d.rs.Swap(rs)
+	if prev := d.rs.Swap(rs); prev != nil {
+		prev.unrefLocked()
+	}
 }
 
 // memsLocked returns the memtables readers must consult, newest first: the
@@ -110,39 +124,34 @@ func (d *DB) memsLocked(active *memtable.MemTable) []*memtable.MemTable {
 	return mems
 }
 
-// refreshReadStateLocked installs a read state with the current version
-// and memtables; the caller unrefs the returned previous state once it no
-// longer holds d.mu.
-func (d *DB) refreshReadStateLocked() *readState {
-	return d.installReadStateLocked(d.memsLocked(d.rs.Load().mems[0]))
-}
-
 // logAndApplyLocked validates edit against the current version, appends it
 // to the manifest (synced) and installs the version it makes, with a read
-// state. It returns the previous read state for the caller to unref once it
-// no longer holds d.mu. d.mu is held.
+// state. d.mu is held.
 //
 // If the manifest append fails, the edit may or may not be durable: the DB
 // turns read-only (TESTPLAN F9) and the version built for the edit is
 // dropped without releasing its tables, which must not be deleted.
-func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) (*readState, error) {
-	if p := d.readOnly.Load(); p != nil {
-		return nil, fmt.Errorf("%w: %w", ErrReadOnly, *p)
+func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) error {
+	if d.mu.manifest == nil {
+		return ErrClosed // Close released it
 	}
-	if d.mu.manifest != nil && d.mu.manifest.ShouldRoll(d.opts.MaxManifestFileSize) {
+	if p := d.readOnly.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrReadOnly, *p)
+	}
+	if d.mu.manifest.ShouldRoll(d.opts.MaxManifestFileSize) {
 		if err := d.rollManifestLocked(); err != nil {
-			return nil, d.failLocked(err)
+			return d.failLocked(err)
 		}
 	}
 	// Every file made so far has a smaller number (manifest rule 5).
 	edit.NextFileNumber = d.fileNum.Load()
 	b := manifest.NewBuilder(d.mu.current)
 	if err := b.Apply(edit); err != nil {
-		return nil, fmt.Errorf("lsm: invalid version edit: %w", err)
+		return fmt.Errorf("lsm: invalid version edit: %w", err)
 	}
 	v, err := b.Build()
 	if err != nil {
-		return nil, fmt.Errorf("lsm: invalid version edit: %w", err)
+		return fmt.Errorf("lsm: invalid version edit: %w", err)
 	}
 	s, err := d.mu.state.Apply(edit)
 	if err == nil {
@@ -150,49 +159,58 @@ func (d *DB) logAndApplyLocked(edit *manifest.VersionEdit) (*readState, error) {
 	}
 	if err != nil {
 		v.Unref()
-		return nil, fmt.Errorf("lsm: invalid version edit: %w", err)
+		return fmt.Errorf("lsm: invalid version edit: %w", err)
 	}
-	if d.mu.manifest != nil {
-		failpoint.Hit(failpoint.ManifestBeforeAppend)
-		if err := d.mu.manifest.Append(edit); err != nil {
-			return nil, d.failLocked(fmt.Errorf("lsm: manifest: %w", err))
-		}
-		if len(edit.DeletedFiles) > 0 {
-			failpoint.Hit(failpoint.CompactionAfterManifestBeforeD)
-		}
+	failpoint.Hit(failpoint.ManifestBeforeAppend)
+	if err := d.mu.manifest.Append(edit); err != nil {
+		return d.failLocked(fmt.Errorf("lsm: manifest: %w", err))
+	}
+	if len(edit.DeletedFiles) > 0 {
+		failpoint.Hit(failpoint.CompactionAfterManifestBeforeD)
 	}
 	if invariants.Enabled {
 		d.checkNewTablesLocked(edit)
 	}
 	old := d.mu.current
 	d.mu.current, d.mu.state = v, s
-	prev := d.refreshReadStateLocked()
+	d.installReadStateLocked(d.memsLocked(d.rs.Load().mems[0]))
 	d.updateSlowdownLocked()
 	d.mu.cond.Broadcast()
 	d.deleteObsoleteLocked(old.Unref())
-	return prev, nil
+	return nil
 }
 
 // rollManifestLocked starts a new manifest holding a snapshot of the
 // current version, makes it current, and deletes the old one. d.mu is held.
 func (d *DB) rollManifestLocked() error {
-	num := d.nextFileNum()
-	s := d.mu.state
-	s.NextFileNumber = max(s.NextFileNumber, num+1)
 	failpoint.Hit(failpoint.ManifestRollBeforeCreate)
-	w, err := manifest.Create(d.fs, d.dirname, num, newManifestRecordWriter, d.mu.current, s)
-	if err != nil {
-		return fmt.Errorf("lsm: starting manifest %d: %w", num, err)
-	}
 	old := d.mu.manifest
-	d.mu.manifest, d.mu.state = w, s
+	if err := d.startManifestLocked(); err != nil {
+		return err
+	}
 	d.stats.manifestRolls.Add(1)
 	failpoint.Hit(failpoint.ManifestRollAfterCreate)
 	if err := old.Close(); err != nil {
 		d.opts.Logger.Warn("closing the old manifest failed", "file", manifest.FileName(old.FileNum()), "error", err)
 	}
 	d.removeFile(manifest.FileName(old.FileNum()))
-	d.opts.Logger.Info("started a new manifest", "file", manifest.FileName(num))
+	d.opts.Logger.Info("started a new manifest", "file", manifest.FileName(d.mu.manifest.FileNum()))
+	return nil
+}
+
+// startManifestLocked writes a new manifest holding a snapshot of the
+// current version and state, makes it current (CURRENT names it) and the
+// one edits go to. At Open it replaces the loaded manifest, whose tail may
+// be torn and is never appended to. d.mu is held.
+func (d *DB) startManifestLocked() error {
+	num := d.nextFileNum()
+	s := d.mu.state
+	s.NextFileNumber = max(s.NextFileNumber, num+1)
+	w, err := manifest.Create(d.fs, d.dirname, num, newManifestRecordWriter, d.mu.current, s)
+	if err != nil {
+		return fmt.Errorf("lsm: starting manifest %d: %w", num, err)
+	}
+	d.mu.manifest, d.mu.state = w, s
 	return nil
 }
 
@@ -218,9 +236,7 @@ func (d *DB) deleteObsoleteLocked(files []*manifest.FileMetadata) {
 		return
 	}
 	for _, f := range files {
-		if d.tables != nil {
-			d.tables.Evict(f.FileNum)
-		}
+		d.tables.Evict(f.FileNum)
 		d.removeFile(tableFileName(f.FileNum))
 		d.stats.tablesDeleted.Add(1)
 		failpoint.Hit(failpoint.GCMidDelete)
