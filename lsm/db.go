@@ -49,7 +49,6 @@ type DB struct {
 		nextSeq base.SeqNum
 		slot    *memSlot // the active memtable
 		log     *wal.Writer
-		logNum  uint64
 	}
 	// mu guards the version set, the memtables waiting to be flushed and
 	// the background work. Lock order: d.commit's mutex, then mu.
@@ -78,7 +77,8 @@ type DB struct {
 		// compacted out of it: the next one starts after it.
 		compactPointer [manifest.NumLevels][]byte
 	}
-	// wal and walNum are the WAL being written, for Metrics.
+	// wal and walNum are the WAL being written (its number, read by
+	// rotations and Metrics, which must not wait for d.commit's mutex).
 	wal    atomic.Pointer[wal.Writer]
 	walNum atomic.Uint64
 	// fileNum is the next file number: WALs, tables and manifests share it.

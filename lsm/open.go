@@ -239,7 +239,7 @@ func (d *DB) recover() error {
 		return err
 	}
 	failpoint.Hit(failpoint.RecoveryAfterNewWALBeforeGC)
-	d.mu.activeLog = d.commit.logNum
+	d.mu.activeLog = d.walNum.Load()
 	d.commit.slot = &memSlot{mem: memtable.New(d.opts.MemTableSize)}
 	d.installReadStateLocked(d.memsLocked(d.commit.slot.mem))
 	d.updateSlowdownLocked()
@@ -578,7 +578,6 @@ func (d *DB) newLog() error {
 	d.commit.log = wal.NewWriter(f, num)
 	d.walNum.Store(num)
 	d.wal.Store(d.commit.log)
-	d.commit.logNum = num
 	return nil
 }
 

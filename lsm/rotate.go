@@ -19,7 +19,7 @@ import (
 // after a crash at any point only the newest log can have a torn tail.
 func (d *DB) rotateLocked(need int64) error {
 	newMem := newMemTable(d.opts.MemTableSize, need)
-	old, oldLog := d.commit.slot, d.commit.logNum
+	old, oldLog := d.commit.slot, d.walNum.Load()
 	if !old.unused() && !d.opts.InMemory {
 		log := d.commit.log
 		d.commit.log = nil
@@ -38,10 +38,10 @@ func (d *DB) rotateLocked(need int64) error {
 		return nil
 	}
 	d.mu.imm = append(d.mu.imm, &flushable{mem: old.mem, logNum: oldLog, lastSeq: d.commit.nextSeq - 1})
-	d.mu.activeLog = d.commit.logNum
+	d.mu.activeLog = d.walNum.Load()
 	d.installReadStateLocked(d.memsLocked(newMem))
 	d.stats.rotations.Add(1)
-	d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.commit.logNum), "memtables", len(d.mu.imm)+1)
+	d.opts.Logger.Info("rotated the memtable and WAL", "wal", logFileName(d.mu.activeLog), "memtables", len(d.mu.imm)+1)
 	d.mu.cond.Broadcast() // wakes the flush
 	return nil
 }
