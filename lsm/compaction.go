@@ -257,28 +257,18 @@ func (d *DB) compactLocked(c *compaction) error {
 // with blocks no reader asked for.
 func (d *DB) runCompaction(c *compaction, v *manifest.Version) ([]*manifest.FileMetadata, error) {
 	var srcs []internalIterator
-	var releases []func()
-	defer func() {
-		for _, r := range releases {
-			r()
-		}
-	}()
+	ts := tableSources{opener: d.tables, noCacheFill: true}
+	defer ts.close()
 	for i, files := range c.inputs {
 		if c.level+i > 0 && len(files) > 0 {
-			l := newLevelIter(d.tables, files, nil, nil)
-			l.noCacheFill = true
-			releases = append(releases, func() { l.Close() })
-			srcs = append(srcs, l)
+			srcs = append(srcs, ts.addLevel(files, nil, nil))
 			continue
 		}
 		for _, f := range files {
-			r, release, err := d.tables.Get(f.FileNum)
+			it, err := ts.addTable(f)
 			if err != nil {
 				return nil, err
 			}
-			it := r.NewIter()
-			it.SetCacheFill(false)
-			releases = append(releases, func() { it.Close(); release() })
 			srcs = append(srcs, it)
 		}
 	}

@@ -30,7 +30,7 @@ type Iterator struct {
 	memIters  []memtable.Iter
 	ovIters   []overlayIter
 	srcs      []internalIterator
-	closers   []func() // release the table sources
+	tables    tableSources
 	rs        *readState
 	ns        base.NamespaceID
 	snap      base.SeqNum
@@ -183,12 +183,10 @@ func (it *Iterator) Close() error {
 	}
 	it.closed = true
 	it.valid = false
-	for _, c := range it.closers {
-		c()
-	}
+	it.tables.close()
 	it.rs.unref()
 	it.merge = mergingIter{}
-	it.memIters, it.ovIters, it.srcs, it.closers, it.rs = nil, nil, nil, nil, nil
+	it.memIters, it.ovIters, it.srcs, it.rs = nil, nil, nil, nil
 	return it.err
 }
 

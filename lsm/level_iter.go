@@ -279,3 +279,49 @@ func getFromTable(f *manifest.FileMetadata, opener tableOpener, userKey []byte, 
 	defer release()
 	return r.Get(userKey, seq)
 }
+
+// tableSources opens the table sources of a merge, each level-0 table on
+// its own and each deeper level as one levelIter, and releases them all in
+// close. With noCacheFill the blocks read stay out of the block cache (a
+// compaction reads each once).
+type tableSources struct {
+	opener      tableOpener
+	noCacheFill bool
+	tables      []*sstable.Iter
+	releases    []func()
+	levels      []*levelIter
+}
+
+// addTable opens table f and returns an iterator over it.
+func (s *tableSources) addTable(f *manifest.FileMetadata) (internalIterator, error) {
+	r, release, err := s.opener.Get(f.FileNum)
+	if err != nil {
+		return nil, err
+	}
+	it := r.NewIter()
+	it.SetCacheFill(!s.noCacheFill)
+	s.tables = append(s.tables, it)
+	s.releases = append(s.releases, release)
+	return it, nil
+}
+
+// addLevel returns an iterator over the tables of a level L1+ within
+// [lower, upper) (see newLevelIter).
+func (s *tableSources) addLevel(files []*manifest.FileMetadata, lower, upper []byte) internalIterator {
+	l := newLevelIter(s.opener, files, lower, upper)
+	l.noCacheFill = s.noCacheFill
+	s.levels = append(s.levels, l)
+	return l
+}
+
+// close closes every iterator and releases every table opened.
+func (s *tableSources) close() {
+	for i, it := range s.tables {
+		it.Close()
+		s.releases[i]()
+	}
+	for _, l := range s.levels {
+		l.Close()
+	}
+	s.tables, s.releases, s.levels = nil, nil, nil
+}

@@ -132,24 +132,21 @@ func (d *DB) newIterator(ns base.NamespaceID, o *IterOptions, ovs []*txn.Overlay
 // level.
 func (it *Iterator) addTables() {
 	v := it.rs.version
+	it.tables.opener = it.db.tables
 	for _, f := range v.Files(0) {
 		if bytes.Compare(f.Largest.UserKey, it.lower) < 0 || it.upper != nil && bytes.Compare(f.Smallest.UserKey, it.upper) >= 0 {
 			continue
 		}
-		r, release, err := it.db.tables.Get(f.FileNum)
+		t, err := it.tables.addTable(f)
 		if err != nil {
 			it.err = err
 			return
 		}
-		t := r.NewIter()
-		it.closers = append(it.closers, func() { t.Close(); release() })
 		it.srcs = append(it.srcs, t)
 	}
 	for level := 1; level < manifest.NumLevels; level++ {
 		if files := v.Files(level); len(files) > 0 {
-			l := newLevelIter(it.db.tables, files, it.lower, it.upper)
-			it.closers = append(it.closers, func() { l.Close() })
-			it.srcs = append(it.srcs, l)
+			it.srcs = append(it.srcs, it.tables.addLevel(files, it.lower, it.upper))
 		}
 	}
 }
