@@ -5,7 +5,6 @@ package lsm
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -214,50 +213,8 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) c
 		t.Fatalf("cycle %d: reopen: %v", cycle, err)
 	}
 	defer db.Close()
-	offsets, err := db.CommittedOffsets()
-	if err != nil {
-		t.Fatalf("cycle %d: committed offsets: %v", cycle, err)
-	}
-	for p := 0; p < crashParts; p++ {
-		o := -1
-		if v, ok := offsets[strconv.Itoa(p)]; ok {
-			o = int(v)
-		}
-		if o < acked[p] || o > began[p] {
-			t.Fatalf("cycle %d: partition %d committed offset %d, acknowledged %d, begun %d", cycle, p, o, acked[p], began[p])
-		}
-		want := crashExpected(p, o)
-		prefix := fmt.Sprintf("d/%d/", p)
-		it, _ := db.NewIterator(&IterOptions{LowerBound: []byte(prefix), UpperBound: []byte(fmt.Sprintf("d/%d0", p))})
-		got := 0
-		for ok := it.First(); ok; ok = it.Next() {
-			k := string(it.Key())
-			w, ok := want[k]
-			if !ok {
-				t.Fatalf("cycle %d: partition %d at offset %d holds unexpected key %s", cycle, p, o, k)
-			}
-			if !crashExpectedValue(p, w, it.Value()) {
-				t.Fatalf("cycle %d: key %s has a wrong value", cycle, k)
-			}
-			got++
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if got != len(want) {
-			t.Fatalf("cycle %d: partition %d at offset %d holds %d of %d keys", cycle, p, o, got, len(want))
-		}
-		verifyCrashGets(t, db, cycle, p, o, want)
-	}
-	it, _ := db.NewIterator(&IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
-	if it.First() {
-		t.Fatalf("cycle %d: rolled-back key %s is present", cycle, it.Key())
-	}
-	it.Close()
-	for name := range offsets {
-		if !strings.ContainsAny(name, "0123") || len(name) != 1 {
-			t.Fatalf("cycle %d: unexpected offset name %q", cycle, name)
-		}
+	if _, err := checkWorkload(db, crashParts, acked, began); err != nil {
+		t.Fatalf("cycle %d: %v", cycle, err)
 	}
 	checkStoreFilesOpen(t, db)
 	m := db.Metrics()
@@ -268,30 +225,4 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) c
 		}
 	}
 	return w
-}
-
-// verifyCrashGets checks point reads of partition p at committed offset o
-// (whose expected data keys are want): some keys it must hold, the keys of
-// the next transaction and of the last ones deleted, which it must not.
-func verifyCrashGets(t *testing.T, db *DB, cycle, p, o int, want map[string][2]int) {
-	n := 0
-	for k, w := range want { // in random order
-		if n++; n > 64 {
-			break
-		}
-		if v, err := db.Get([]byte(k)); err != nil || !crashExpectedValue(p, w, v) {
-			t.Fatalf("cycle %d: Get(%s) = %d bytes, %v; want its value", cycle, k, len(v), err)
-		}
-	}
-	absent := []string{crashKey(p, o+1, -1), crashKey(p, o+1, 0)}
-	for s := o; s >= 0 && len(absent) < 12; s-- {
-		for _, d := range crashDeletions(s) {
-			absent = append(absent, crashKey(p, d, -1), crashKey(p, d, 0))
-		}
-	}
-	for _, k := range absent {
-		if _, err := db.Get([]byte(k)); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("cycle %d: Get(%s) = %v, want ErrNotFound", cycle, k, err)
-		}
-	}
 }

@@ -42,16 +42,17 @@ func (s faultStep) String() string {
 	return [...]string{"Flush", "reopen", "Compact", "Close"}[s]
 }
 
-// faultPlan is the workload: each phase commits the transactions of every
-// partition below until, then takes its step.
-var faultPlan = []struct {
+// faultPhase is a phase of the workload: it commits the transactions of
+// every partition below until, then takes its step.
+type faultPhase struct {
 	until int
 	step  faultStep
-}{
-	{faultTxns / 3, faultFlush},
-	{faultTxns / 2, faultReopen},
-	{2 * faultTxns / 3, faultCompact},
-	{faultTxns, faultClose},
+}
+
+// faultPlan returns the phases of a workload of txns transactions per
+// partition.
+func faultPlan(txns int) []faultPhase {
+	return []faultPhase{{txns / 3, faultFlush}, {txns / 2, faultReopen}, {2 * txns / 3, faultCompact}, {txns, faultClose}}
 }
 
 // faultOptions make memtables rotate (new WAL files) and flush, level 0
@@ -163,7 +164,7 @@ func (r *faultRun) run() error {
 		return err
 	}
 	lo := 0
-	for _, ph := range faultPlan {
+	for _, ph := range faultPlan(r.cfg.txns) {
 		if err := r.commitPhase(db, lo, ph.until); err != nil {
 			r.failedIn = "commit"
 			return errors.Join(err, db.Close())
@@ -272,23 +273,12 @@ func (r *faultRun) commitPhase(db *DB, lo, hi int) error {
 	return errors.Join(errs...)
 }
 
-// faultPartition commits partition p's transactions [lo, hi): transaction s
-// writes faultWrites(s) keys and sets offset faultOffset(p) to s.
+// faultPartition commits partition p's transactions [lo, hi) of the
+// workload. After a failure the store must refuse writes.
 func faultPartition(db *DB, p, lo, hi int, ack func(s int)) error {
 	for s := lo; s < hi; s++ {
-		t := db.Begin(nil)
-		for i := 0; i < faultWrites(s); i++ {
-			if err := t.Set(faultKey(p, s, i), faultValue(p, s, i)); err != nil {
-				t.Rollback()
-				return err
-			}
-		}
-		if err := t.SetOffset(faultOffset(p), int64(s)); err != nil {
-			t.Rollback()
-			return err
-		}
-		if err := t.Commit(); err != nil {
-			return errors.Join(fmt.Errorf("commit %d/%d: %w", p, s, err), refusesWrites(db, "commit"))
+		if err := workloadCommit(db, p, s, workloadRollsBack(p, s), nil); err != nil {
+			return errors.Join(err, refusesWrites(db, "commit"))
 		}
 		ack(s)
 	}
@@ -314,52 +304,16 @@ func verifyFaultStore(fs vfs.FS, cfg faultConfig, acked []int) error {
 	return errors.Join(err, db.Close())
 }
 
-// checkFaultData checks the data of the store in one scan: keys sort by
-// (partition, transaction, write), so the scan must meet exactly the keys
-// of the transactions up to each partition's committed offset, in order.
+// checkFaultData checks the store against the workload: each partition
+// holds exactly its transactions up to its committed offset, which is at
+// least acked.
 func checkFaultData(db *DB, cfg faultConfig, acked []int) error {
-	offsets := make([]int, cfg.parts)
-	for p := range offsets {
-		offsets[p] = -1
-		switch v, err := db.CommittedOffset(faultOffset(p)); {
-		case err == nil:
-			offsets[p] = int(v)
-		case !errors.Is(err, ErrNotFound):
-			return fmt.Errorf("partition %d: committed offset: %w", p, err)
-		}
-		if offsets[p] < acked[p] || offsets[p] >= faultTxns {
-			return fmt.Errorf("partition %d: committed offset %d, but transaction %d was acknowledged", p, offsets[p], acked[p])
-		}
+	last := make([]int, cfg.parts)
+	for p := range last {
+		last[p] = cfg.txns - 1
 	}
-	it, err := db.NewIterator(nil)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	ok := it.First()
-	for p, o := range offsets {
-		for s := 0; s <= o; s++ {
-			for i := range faultWrites(s) {
-				k := faultKey(p, s, i)
-				switch {
-				case !ok:
-					return fmt.Errorf("key %s is missing (offsets %v): %v", k, offsets, it.Error())
-				case string(it.Key()) != string(k):
-					return fmt.Errorf("found key %q where %s belongs (offsets %v)", it.Key(), k, offsets)
-				case string(it.Value()) != string(faultValue(p, s, i)):
-					return fmt.Errorf("key %s holds a wrong value", k)
-				}
-				ok = it.Next()
-			}
-		}
-	}
-	if ok {
-		return fmt.Errorf("key %q is not one of the transactions up to the committed offsets %v", it.Key(), offsets)
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("scan: %w", err)
-	}
-	return nil
+	_, err := checkWorkload(db, cfg.parts, acked, last)
+	return err
 }
 
 // checkFaultFiles flushes db (opened without automatic compactions) and

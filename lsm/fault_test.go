@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,14 +19,12 @@ import (
 	"github.com/stratadb/strata/wal"
 )
 
-// The fault workload: in each of cfg.parts partitions, transaction s writes
-// faultWrites(s) keys f/p/s/i with values from crashValue (some larger than
-// a WAL block) and sets offset "p<p>" to s, so that each offset tells
-// exactly which transactions must be present. Partitions commit from
-// goroutines of their own, in the phases of faultPlan (fault_lsm_test.go),
-// with a Flush, a reopen and a Compact between them.
-
-const faultTxns = 40
+// The fault workload is the crash workload (workloadCommit) run by
+// cfg.parts partitions of cfg.txns transactions each, committing from
+// goroutines of their own in the phases of faultPlan (fault_lsm_test.go),
+// with a Flush, a reopen and a Compact between them. Rollbacks are chosen by
+// workloadRollsBack, so that every run of a configuration makes the same
+// writes.
 
 // tornPct and trashPct damage unsynced blocks in TestPowerCut.
 var tornPct, trashPct = 10, 5
@@ -41,39 +38,17 @@ var faultExhaustive = flag.Bool("fault.exhaustive", false,
 
 type faultConfig struct {
 	parts  int
+	txns   int // per partition
 	noSync bool
 }
 
-// faultMaxParts bounds cfg.parts, faultMaxWrites faultWrites.
-const faultMaxParts, faultMaxWrites = 4, 5
-
-func faultWrites(s int) int { return 1 + s%faultMaxWrites }
-
-// faultKey and faultValue return the key and value of write i of
-// partition p's transaction s. Keys sort by (p, s, i). Both are computed
-// once (some values are 50 KiB, slow to build under the race detector); the
-// caller must not modify them.
-func faultKey(p, s, i int) []byte { return faultData().keys[faultIndex(p, s, i)] }
-
-func faultValue(p, s, i int) []byte { return faultData().values[faultIndex(p, s, i)] }
-
-func faultIndex(p, s, i int) int { return (p*faultTxns+s)*faultMaxWrites + i }
-
-var faultData = sync.OnceValue(func() (d struct{ keys, values [][]byte }) {
-	n := faultMaxParts * faultTxns * faultMaxWrites
-	d.keys, d.values = make([][]byte, n), make([][]byte, n)
-	for p := range faultMaxParts {
-		for s := range faultTxns {
-			for i := range faultWrites(s) {
-				d.keys[faultIndex(p, s, i)] = []byte(fmt.Sprintf("f/%d/%04d/%d", p, s, i))
-				d.values[faultIndex(p, s, i)] = crashValue(p, s, i)
-			}
-		}
-	}
-	return d
-})
-
-func faultOffset(p int) string { return "p" + strconv.Itoa(p) }
+// The configurations of the fault tests: TestErrorInjection's 100
+// transactions, and TestPowerCut's 300 (TESTPLAN S2), committed by one
+// partition or four.
+var (
+	faultErrorConfig = faultConfig{parts: 1, txns: 100}
+	faultPowerCuts   = []faultConfig{{parts: 1, txns: 300}, {parts: 4, txns: 75}, {parts: 1, txns: 300, noSync: true}, {parts: 4, txns: 75, noSync: true}}
+)
 
 // errorModes are the failures TestErrorInjection injects: into ops of the
 // kinds it applies to (all if nil), perKind occurrences of each kind of op
@@ -111,7 +86,7 @@ var errorModes = []struct {
 // the errors hit.
 func TestErrorInjection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testSeed(t), 0))
-	cfg := faultConfig{parts: 1}
+	cfg := faultErrorConfig
 	census, stats := faultCensus(t, cfg, 5)
 	if !stats.exercised() {
 		t.Fatalf("the workload does not exercise the LSM: %s", stats)
@@ -199,7 +174,7 @@ func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCove
 		return err
 	}))
 	mem := fs.Unwrap()
-	cfg := faultConfig{parts: 1}
+	cfg := faultErrorConfig
 	r = newFaultRun(fs, cfg)
 	r.noStats = true
 	var ackedAfterFailure atomic.Int64
@@ -210,7 +185,7 @@ func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCove
 	}
 	err := r.run()
 	switch {
-	case err == nil && r.acked[0] != faultTxns-1:
+	case err == nil && r.acked[0] != cfg.txns-1:
 		t.Fatalf("%s: the workload stopped at %d without an error", what, r.acked[0])
 	case err != nil && !errors.Is(err, errorfs.ErrInjected):
 		t.Fatalf("%s: error does not wrap the injected one: %v", what, err)
@@ -268,8 +243,8 @@ func quietlyFailable(op errorfs.Op, clean, abandoned bool) bool {
 func TestPowerCut(t *testing.T) {
 	seed := testSeed(t)
 	var all faultStats
-	for _, cfg := range []faultConfig{{parts: 1}, {parts: 4}, {parts: 1, noSync: true}, {parts: 4, noSync: true}} {
-		t.Run(fmt.Sprintf("parts=%d/nosync=%v", cfg.parts, cfg.noSync), func(t *testing.T) {
+	for _, cfg := range faultPowerCuts {
+		t.Run(fmt.Sprintf("parts=%d/txns=%d/nosync=%v", cfg.parts, cfg.txns, cfg.noSync), func(t *testing.T) {
 			all.merge(powerCuts(t, cfg, rand.New(rand.NewPCG(seed, uint64(cfg.parts)))))
 		})
 	}

@@ -3,6 +3,7 @@ package lsm
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -217,32 +218,161 @@ func TestCrashDeletions(t *testing.T) {
 }
 
 // crashCommit commits transaction s of partition p of the crash workload,
-// sometimes after rolling back another. report writes the pending (B),
-// acknowledged (A) and failed (F) states to the parent's pipe.
+// after rolling back another one time in ten. report writes the pending
+// (B), acknowledged (A) and failed (F) states to the parent's pipe.
 func crashCommit(db *DB, rng *rand.Rand, p, s int, report func(string, ...any)) error {
-	if rng.IntN(10) == 0 {
+	return workloadCommit(db, p, s, rng.IntN(10) == 0, report)
+}
+
+// workloadRollsBack reports whether partition p rolls a transaction back
+// before its transaction s, for runs that must be reproducible without a
+// random source (one in ten).
+func workloadRollsBack(p, s int) bool { return mix(uint64(p)<<32|uint64(s)|1<<63)%10 == 0 }
+
+// workloadOffset is the name of partition p's offset.
+func workloadOffset(p int) string { return strconv.Itoa(p) }
+
+// workloadCommit commits transaction s of partition p, first rolling back
+// another one if rollback. report, if not nil, gets the pending (B),
+// acknowledged (A) and failed (F) states. A write the transaction refuses
+// stops it before Commit.
+func workloadCommit(db *DB, p, s int, rollback bool, report func(string, ...any)) error {
+	if report == nil {
+		report = func(string, ...any) {}
+	}
+	if rollback {
 		tx := db.Begin(nil)
 		tx.Set([]byte(fmt.Sprintf("r/%d/%06d", p, s)), []byte("rolled back"))
-		tx.SetOffset(strconv.Itoa(p), int64(s+1_000_000))
+		tx.SetOffset(workloadOffset(p), int64(s+1_000_000))
 		tx.Rollback()
 	}
 	tx := db.Begin(nil)
-	n := crashWrites(p, s)
-	for i := 0; i < n; i++ {
-		tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i))
+	if err := workloadWrites(tx, p, s); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("transaction %d/%d: %w", p, s, err)
 	}
-	tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n)))
-	for _, d := range crashDeletions(s) {
-		for i := -1; i < crashWrites(p, d); i++ {
-			tx.Delete([]byte(crashKey(p, d, i)))
-		}
-	}
-	tx.SetOffset(strconv.Itoa(p), int64(s))
 	report("B %d %d\n", p, s)
 	if err := tx.Commit(); err != nil {
 		report("F %d %d\n", p, s)
 		return fmt.Errorf("commit of %d/%d: %w", p, s, err)
 	}
 	report("A %d %d\n", p, s)
+	return nil
+}
+
+// workloadWrites makes the writes of transaction s of partition p in tx.
+func workloadWrites(tx *Txn, p, s int) error {
+	n := crashWrites(p, s)
+	var errs []error
+	for i := 0; i < n; i++ {
+		errs = append(errs, tx.Set([]byte(crashKey(p, s, i)), crashValue(p, s, i)))
+	}
+	errs = append(errs, tx.Set([]byte(crashKey(p, s, -1)), []byte(strconv.Itoa(n))))
+	for _, d := range crashDeletions(s) {
+		for i := -1; i < crashWrites(p, d); i++ {
+			errs = append(errs, tx.Delete([]byte(crashKey(p, d, i))))
+		}
+	}
+	errs = append(errs, tx.SetOffset(workloadOffset(p), int64(s)))
+	return errors.Join(errs...)
+}
+
+// checkWorkload checks that the store holds exactly the transactions of
+// each of its parts partitions up to the partition's committed offset,
+// which must lie in [lo[p], hi[p]] (-1: none committed): every key and value
+// by a scan and some by Get, the keys deleted since absent, no rolled-back
+// write, no other offset. It returns the committed offsets.
+func checkWorkload(db *DB, parts int, lo, hi []int) ([]int, error) {
+	offsets, err := db.CommittedOffsets()
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets: %w", err)
+	}
+	got := make([]int, parts)
+	for p := range parts {
+		o := -1
+		if v, ok := offsets[workloadOffset(p)]; ok {
+			o = int(v)
+		}
+		got[p] = o
+		if o < lo[p] || o > hi[p] {
+			return got, fmt.Errorf("partition %d: committed offset %d, want it in [%d, %d] (acknowledged, begun)", p, o, lo[p], hi[p])
+		}
+		want := crashExpected(p, o)
+		if err := checkWorkloadScan(db, p, o, want); err != nil {
+			return got, err
+		}
+		if err := checkWorkloadGets(db, p, o, want); err != nil {
+			return got, err
+		}
+	}
+	it, err := db.NewIterator(&IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
+	if err != nil {
+		return got, err
+	}
+	if it.First() {
+		err = fmt.Errorf("rolled-back key %s is present", it.Key())
+	}
+	if err := errors.Join(err, it.Close()); err != nil {
+		return got, err
+	}
+	for name := range offsets {
+		if n, err := strconv.Atoi(name); err != nil || n < 0 || n >= parts || workloadOffset(n) != name {
+			return got, fmt.Errorf("unexpected offset name %q", name)
+		}
+	}
+	return got, nil
+}
+
+// checkWorkloadScan checks that partition p at committed offset o holds
+// exactly the keys want with their values.
+func checkWorkloadScan(db *DB, p, o int, want map[string][2]int) error {
+	it, err := db.NewIterator(&IterOptions{LowerBound: []byte(fmt.Sprintf("d/%d/", p)), UpperBound: []byte(fmt.Sprintf("d/%d0", p))})
+	if err != nil {
+		return err
+	}
+	got := 0
+	for ok := it.First(); ok && err == nil; ok = it.Next() {
+		k := string(it.Key())
+		switch w, ok := want[k]; {
+		case !ok:
+			err = fmt.Errorf("partition %d at offset %d holds unexpected key %s", p, o, k)
+		case !crashExpectedValue(p, w, it.Value()):
+			err = fmt.Errorf("key %s has a wrong value", k)
+		}
+		got++
+	}
+	if err := errors.Join(err, it.Close()); err != nil {
+		return fmt.Errorf("partition %d: %w", p, err)
+	}
+	if got != len(want) {
+		return fmt.Errorf("partition %d at offset %d holds %d of %d keys", p, o, got, len(want))
+	}
+	return nil
+}
+
+// checkWorkloadGets checks point reads of partition p at committed offset
+// o (whose expected data keys are want): some keys it must hold, the keys
+// of the next transaction and of the last ones deleted, which it must not.
+func checkWorkloadGets(db *DB, p, o int, want map[string][2]int) error {
+	n := 0
+	for k, w := range want { // in random order
+		if n++; n > 64 {
+			break
+		}
+		if v, err := db.Get([]byte(k)); err != nil || !crashExpectedValue(p, w, v) {
+			return fmt.Errorf("Get(%s) = %d bytes, %v; want its value", k, len(v), err)
+		}
+	}
+	absent := []string{crashKey(p, o+1, -1), crashKey(p, o+1, 0)}
+	for s := o; s >= 0 && len(absent) < 12; s-- {
+		for _, d := range crashDeletions(s) {
+			absent = append(absent, crashKey(p, d, -1), crashKey(p, d, 0))
+		}
+	}
+	for _, k := range absent {
+		if _, err := db.Get([]byte(k)); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("Get(%s) = %v, want ErrNotFound", k, err)
+		}
+	}
 	return nil
 }
