@@ -1,15 +1,19 @@
 package lsm
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stratadb/strata/internal/vfs"
 )
 
-// Regression tests of the engine bugs TestCorruption found (all fixed).
+// Regression tests of the engine bugs TestCorruption found: all fixed but
+// the last one (skipped, with its reason).
 
 // corrQuiescent builds a store whose data is all in tables: commits 0..11
 // compacted into level 1, commits 12..23 flushed to level 0 (one table),
@@ -172,5 +176,139 @@ func TestCorruptionSalvageAfterManifestDamage(t *testing.T) {
 	if !errors.Is(err, ErrCorruption) {
 		names, _ := fs.List(corrDir)
 		t.Errorf("Open with Salvage: %v, want ErrCorruption; files now %v", err, names)
+	}
+}
+
+// corrSyncedWAL commits corrValue(i, sizes[i]) to key i for each i, each
+// synced, and returns the store's files as a crash then would leave them
+// and the WAL's name.
+func corrSyncedWAL(t *testing.T, sizes ...int) (map[string][]byte, string) {
+	mem := vfs.NewMem()
+	d, err := Open(corrDir, corrOptions(mem, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i, size := range sizes {
+		if err := d.Set([]byte(corrKey(i)), corrValue(i, size)); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	names, err := mem.List(corrDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	var log string
+	for _, n := range names {
+		if n == lockFileName {
+			continue
+		}
+		if files[n], err = vfs.ReadFile(mem, mem.PathJoin(corrDir, n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := parseLogFileName(n); ok {
+			log = n
+		}
+	}
+	return files, log
+}
+
+// corrValue is value i of corrSyncedWAL, of size bytes.
+func corrValue(i, size int) []byte {
+	v := make([]byte, size)
+	for j := range v {
+		v[j] = byte(corrMix(uint64(i<<20 + j)))
+	}
+	return v
+}
+
+// Two whole blocks of a WAL swapped, each one MIDDLE chunk of the same
+// record: commit 0 (a 100 KiB value) is a FIRST chunk in block 0, MIDDLE
+// chunks filling blocks 1 and 2 and a LAST chunk in block 3. Swapped,
+// every chunk keeps its checksum, log number and synced offset, and the
+// chunk types still read FIRST MIDDLE MIDDLE LAST: nothing in a chunk
+// binds it to its place in the record (no offset or piece index in the
+// checksum, no checksum of the whole record), so the reader returns the
+// record with two 32,749-byte pieces exchanged, and the commit decoder
+// accepts it (no length changed). Open succeeds and Get returns the value
+// with its bytes 32,725..98,222 in the wrong order, error nil: wrong data.
+// Nothing here is particular to the newest WAL; MIDDLE chunks of two
+// records of a log are exchanged the same way when their synced offsets
+// do not give them away (a NoSync log: two 100 KiB commits, blocks 1 and 4
+// swapped, both Gets return wrong values). It wants the chunk's offset (or
+// its record's first offset and its index in the record) in its checksum,
+// or a checksum of the whole record.
+func TestCorruptionWALMiddleBlockSwap(t *testing.T) {
+	t.Skip("engine bug (WAL format): two MIDDLE chunks of a record swapped read back as a valid record with its pieces exchanged; Get returns wrong data")
+	files, log := corrSyncedWAL(t, 100<<10)
+	b := files[log]
+	if len(b) <= 3*corrWALBlock {
+		t.Fatalf("%s has %d bytes, want 4 blocks", log, len(b))
+	}
+	const k = corrWALBlock
+	files[log] = slices.Concat(b[:k], b[2*k:3*k], b[k:2*k], b[3*k:])
+	d, err := Open(corrDir, corrOptions(corrRestore(t, files), false))
+	if err != nil {
+		if !errors.Is(err, ErrCorruption) || !strings.Contains(err.Error(), log) {
+			t.Errorf("%s with blocks 1 and 2 swapped: %v, want ErrCorruption naming it", log, err)
+		}
+		return
+	}
+	defer d.Close()
+	want := corrValue(0, 100<<10)
+	got, err := d.Get([]byte(corrKey(0)))
+	switch {
+	case err != nil && !errors.Is(err, ErrCorruption):
+		t.Errorf("%s with blocks 1 and 2 swapped: Get: %v, want the value or ErrCorruption", log, err)
+	case err == nil && !bytes.Equal(got, want):
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("%s with blocks 1 and 2 swapped: Open succeeded and Get returned a wrong value of %d bytes (first wrong byte %d), error nil",
+			log, len(got), i)
+	}
+}
+
+// A block swap in the newest WAL of a store whose commits are synced:
+// commit 0 (a 65 KiB value) fills blocks 0 and 1 and ends in block 2 (its
+// LAST chunk at 65,536..66,641), which also holds commits 1..5, each
+// synced; the log is 68,351 bytes. The first 2,815 bytes of blocks 0 and 2
+// (all of block 2) change places. The reader finds a LAST chunk without a
+// FIRST one at offset 0 and looks for proof that the log was synced beyond
+// it: the chunks of commits 1..5, now at offsets 1,105..2,473, are intact
+// chunks of this log recording synced offsets 66,641..68,009, but each
+// beyond its new position, and wal.Reader takes no such chunk as proof
+// (findProof: "not beyond its own offset"). So Open reads a torn tail and
+// opens with none of the six synced commits, though a valid chunk of this
+// log whose synced offset exceeds its position cannot come from a torn
+// write, only from a misplaced one: it proves damage to synced bytes
+// (ErrCorruption). TestCorruption's judge allows it (the damage reaches
+// the end of the file) and tallies "torn tail dropped" for blocks 0 and 3
+// of store B's newest WAL.
+func TestCorruptionWALBlockSwapDropsSyncedCommits(t *testing.T) {
+	t.Skip("engine bug (wal.Reader): misplaced chunks of the newest WAL recording synced offsets beyond their position are not taken as proof of corruption; a block swap drops synced commits as a torn tail")
+	files, log := corrSyncedWAL(t, 65<<10, 300, 300, 300, 300, 300)
+	b := files[log]
+	if len(b) <= 2*corrWALBlock {
+		t.Fatalf("%s has %d bytes, want 3 blocks", log, len(b))
+	}
+	n := len(b) - 2*corrWALBlock // block 2's length
+	files[log] = slices.Concat(b[2*corrWALBlock:], b[n:2*corrWALBlock], b[:n])
+	d, err := Open(corrDir, corrOptions(corrRestore(t, files), false))
+	if err == nil {
+		var held []string
+		for i := range 6 {
+			if _, err := d.Get([]byte(corrKey(i))); err == nil {
+				held = append(held, fmt.Sprint(i))
+			}
+		}
+		d.Close()
+		t.Fatalf("%s with the first %d bytes of blocks 0 and 2 swapped: Open succeeded holding commits [%s] of 0..5 (all synced), want ErrCorruption naming it",
+			log, n, strings.Join(held, " "))
+	}
+	if !errors.Is(err, ErrCorruption) || !strings.Contains(err.Error(), log) {
+		t.Errorf("%s swapped: %v, want ErrCorruption naming it", log, err)
 	}
 }

@@ -1,8 +1,11 @@
 package lsm
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
 	"sort"
 	"strings"
@@ -10,13 +13,15 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/internal/vfs"
 	"github.com/stratadb/strata/internal/vfs/errorfs"
 	"github.com/stratadb/strata/manifest"
 )
 
-// The stores TestCorruption damages: the workload, how they are built, and
-// the test's own parse of their WAL files.
+// The stores TestCorruption damages: the workload and its model, how a
+// store is checked against it, how the stores are built, and the test's own
+// parse of their WAL files and tables.
 
 const (
 	corrDir    = "db"
@@ -47,15 +52,21 @@ type corrWrite struct {
 
 // corrWrites returns commit i's writes: 3 to 7 keys overwritten with values
 // unique to (i, j) and hard to compress, every sixth commit two deletions,
-// and in commits 34 and 46 (each the first of its WAL) a 33 KiB value,
-// whose WAL record crosses a block edge.
+// and in commits 34 and 46 (each the first of its WAL) a first value of
+// 33 KiB and a last one of 97 KiB, whose WAL records cross one and three
+// block edges: B's newest WAL has three whole blocks to swap, two of them
+// MIDDLE chunks holding bytes of that one value.
 func corrWrites(i int) []corrWrite {
 	var ws []corrWrite
-	for j := range 3 + i%5 {
+	n := 3 + i%5
+	for j := range n {
 		h := corrMix(uint64(i)<<8 | uint64(j))
 		size := 20 + int(h%300)
-		if (i == 34 || i == corrTxnsA) && j == 0 {
+		switch {
+		case i == 34 && j == 0:
 			size = 33 << 10
+		case i == corrTxnsA && j == n-1:
+			size = 97 << 10
 		}
 		v := make([]byte, size)
 		for n := range v {
@@ -89,8 +100,15 @@ var corrModels = sync.OnceValue(func() []map[string]string {
 	return models
 })
 
+// corrCommit commits corrWrites(i) and offset i. The offset goes first:
+// a write after a large value would add a transaction buffer chunk of
+// twice its size, too large for the memtable with commit 46.
 func corrCommit(d *DB, i int) error {
 	t := d.Begin(nil)
+	if err := t.SetOffset(corrOffset, int64(i)); err != nil {
+		t.Rollback()
+		return err
+	}
 	for _, w := range corrWrites(i) {
 		var err error
 		if w.value == nil {
@@ -103,18 +121,137 @@ func corrCommit(d *DB, i int) error {
 			return err
 		}
 	}
-	if err := t.SetOffset(corrOffset, int64(i)); err != nil {
-		t.Rollback()
+	return t.Commit()
+}
+
+// corrResult is what corrVerify found.
+type corrResult struct {
+	k       int // commits the store holds
+	corrupt int // reads that failed with ErrCorruption
+}
+
+func (r corrResult) String() string {
+	if r.corrupt > 0 {
+		return "some ErrCorruption"
+	}
+	return "all right"
+}
+
+// corrVerify reads the committed offset, which tells k, the number of
+// commits the store holds (it must be in lo..hi), then every key with Get
+// and the whole store forward and backward, against corrModels[k]. Every
+// read must return the model's value or an error wrapping ErrCorruption.
+// If the offset cannot be read, k = hi when lo == hi.
+func corrVerify(d *DB, lo, hi int) (r corrResult, err error) {
+	key := append(base.AppendNamespace(nil, base.EngineNamespace), corrOffset...)
+	v, err := d.getCommitted(base.EngineNamespace, key, seqLatest)
+	switch {
+	case err == nil && len(v) == 8:
+		r.k = int(binary.BigEndian.Uint64(v)) + 1
+	case errors.Is(err, ErrCorruption) && lo == hi:
+		r.k, r.corrupt = hi, 1
+	case errors.Is(err, ErrNotFound):
+		r.k = 0
+	default:
+		return r, fmt.Errorf("reading the committed offset: %q, %v", v, err)
+	}
+	if r.k < lo || r.k > hi {
+		return r, fmt.Errorf("the store holds commits 0..%d, want 0..%d at least and 0..%d at most", r.k-1, lo-1, hi-1)
+	}
+	model := corrModels()[r.k]
+	for i := range corrKeys {
+		key := corrKey(i)
+		got, err := d.Get([]byte(key))
+		want, ok := model[key]
+		switch {
+		case err == nil && !ok:
+			return r, fmt.Errorf("Get(%s) = %.20q..., want not found (%d commits)", key, got, r.k)
+		case err == nil && string(got) != want:
+			return r, fmt.Errorf("Get(%s) = %.20q..., want %.20q... (%d commits)", key, got, want, r.k)
+		case errors.Is(err, ErrNotFound) && ok:
+			return r, fmt.Errorf("Get(%s): not found, want %.20q... (%d commits)", key, want, r.k)
+		case errors.Is(err, ErrCorruption):
+			r.corrupt++
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return r, fmt.Errorf("Get(%s): error without ErrCorruption: %v", key, err)
+		}
+	}
+	for _, reverse := range []bool{false, true} {
+		if err := corrScan(d, r.k, reverse, &r); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// corrScan scans the store: every entry must be the model's, in order, and
+// a scan that ends without an error must have seen them all; an older
+// version (a value of an earlier commit, or a key deleted since) is wrong
+// data even when the scan then reports ErrCorruption.
+func corrScan(d *DB, k int, reverse bool, r *corrResult) error {
+	model := corrModels()[k]
+	it, err := d.NewIterator(nil)
+	if err != nil {
 		return err
 	}
-	return t.Commit()
+	defer it.Close()
+	what := "forward scan"
+	first, next := it.First, it.Next
+	if reverse {
+		what, first, next = "backward scan", it.Last, it.Prev
+	}
+	seen := 0
+	var prev []byte
+	var wrong error
+	for ok := first(); ok; ok = next() {
+		key, value := it.Key(), it.Value()
+		if prev != nil && (bytes.Compare(prev, key) >= 0) != reverse || bytes.Equal(prev, key) {
+			return fmt.Errorf("%s returned %s after %s", what, key, prev)
+		}
+		prev = append(prev[:0], key...)
+		if want, ok := model[string(key)]; ok && want == string(value) {
+			seen++
+			continue
+		}
+		if !corrOlderVersion(k, string(key), value) {
+			return fmt.Errorf("%s returned %s = %.20q..., which no commit wrote", what, key, value)
+		}
+		if wrong == nil {
+			wrong = fmt.Errorf("%s returned %s = %.20q..., an older version (want %.20q...)", what, key, value, model[string(key)])
+		}
+	}
+	err = it.Close()
+	switch {
+	case err != nil && !errors.Is(err, ErrCorruption):
+		return fmt.Errorf("%s: error without ErrCorruption: %v", what, err)
+	case wrong != nil && err != nil:
+		return fmt.Errorf("%w, then %v", wrong, err)
+	case wrong != nil:
+		return wrong
+	case err == nil && seen != len(model):
+		return fmt.Errorf("%s returned %d of %d entries and no error", what, seen, len(model))
+	case err != nil:
+		r.corrupt++
+	}
+	return nil
+}
+
+// corrOlderVersion reports whether value is a value key held before
+// commit k.
+func corrOlderVersion(k int, key string, value []byte) bool {
+	for _, m := range corrModels()[:k] {
+		if v, ok := m[key]; ok && v == string(value) {
+			return true
+		}
+	}
+	return false
 }
 
 // corrOptions are the options of every Open of the test. Automatic
 // compactions are off so that only Compact reads the tables to rewrite
 // them; small tables give level 1 several. Memtables only rotate at Flush
-// (the 33 KiB commits need more than a 64 KiB memtable keeps free), so that
-// which WAL holds which commits is fixed.
+// (commits 34 and 46 need more than a 64 KiB memtable keeps free), so
+// that which WAL holds which commits is fixed.
 func corrOptions(fs vfs.FS, noSync bool) *Options {
 	return &Options{FS: fs, MemTableSize: 256 << 10, NoSync: noSync, TargetFileSize: 16 << 10,
 		DisableAutomaticCompactions: true}
@@ -298,7 +435,10 @@ type corrWAL struct {
 	newest   bool
 }
 
-type corrChunk struct{ off, end, synced int64 }
+type corrChunk struct {
+	off, end, synced int64
+	typ              byte // FULL 1, FIRST 2, MIDDLE 3, LAST 4
+}
 
 const corrWALBlock, corrWALHeader = 32 << 10, 19
 
@@ -311,7 +451,7 @@ func parseCorrWAL(name string, b []byte) *corrWAL {
 		}
 		h := b[off : off+corrWALHeader]
 		c := corrChunk{off: off, end: off + corrWALHeader + int64(binary.LittleEndian.Uint16(h[4:])),
-			synced: int64(binary.LittleEndian.Uint64(h[11:]))}
+			synced: int64(binary.LittleEndian.Uint64(h[11:])), typ: h[6]}
 		w.chunks = append(w.chunks, c)
 		empty := h[6] == 1 && c.end == off+corrWALHeader   // the sync marker Close writes
 		if typ := h[6]; (typ == 1 || typ == 4) && !empty { // FULL or LAST
@@ -345,6 +485,16 @@ func (w *corrWAL) provedSynced(x, end int64) bool {
 	return false
 }
 
+// middleBlock reports whether the block at off is one whole MIDDLE chunk.
+func (w *corrWAL) middleBlock(off int64) bool {
+	for _, c := range w.chunks {
+		if c.off == off {
+			return c.typ == 3 && c.end == off+corrWALBlock
+		}
+	}
+	return false
+}
+
 // manifestName returns the name of the store's manifest.
 func (s *corrStore) manifestName() string {
 	for n := range s.files {
@@ -353,4 +503,108 @@ func (s *corrStore) manifestName() string {
 		}
 	}
 	return ""
+}
+
+// corrBlock is a block of a file: for a table, its stored bytes are at
+// [off, off+n), its codec at off+n and its CRC32C after that; for a WAL
+// file, the block is [off, off+n).
+type corrBlock struct {
+	off, n int64
+	part   string // of a table: data, filter, properties or index
+}
+
+// end is the offset just past the block (for a table, its trailer).
+func (b corrBlock) end() int64 {
+	if b.part == "" {
+		return b.off + b.n
+	}
+	return b.off + b.n + 5
+}
+
+// corrWALBlocks returns the 32 KiB blocks of a WAL file of size bytes (the
+// last one may be partial).
+func corrWALBlocks(size int64) []corrBlock {
+	var blocks []corrBlock
+	for off := int64(0); off < size; off += corrWALBlock {
+		blocks = append(blocks, corrBlock{off: off, n: min(corrWALBlock, size-off)})
+	}
+	return blocks
+}
+
+var corrCastagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// corrBlockCRC finishes the checksum sstable's package doc gives a block,
+// CRC32C of its stored bytes, codec, the table's file number and the
+// block's offset, from crc, that of its stored bytes.
+func corrBlockCRC(crc uint32, codec byte, fileNum, off uint64) uint32 {
+	var tail [17]byte
+	tail[0] = codec
+	binary.LittleEndian.PutUint64(tail[1:], fileNum)
+	binary.LittleEndian.PutUint64(tail[9:], off)
+	return crc32.Update(crc, corrCastagnoli, tail[:])
+}
+
+// corrTableFileNum returns the file number in table b's footer.
+func corrTableFileNum(b []byte) uint64 {
+	return binary.LittleEndian.Uint64(b[len(b)-72+48:])
+}
+
+// corrTableBlocks returns the blocks of table b in file order. The blocks
+// are contiguous from offset 0 to the footer (sstable's package doc): each
+// one ends at the first codec byte (0, 1 or 2) followed by the checksum of
+// the bytes before it, which finds the data blocks without decoding the
+// (possibly compressed) index. The other parts are named after the footer.
+func corrTableBlocks(b []byte) ([]corrBlock, error) {
+	size := int64(len(b))
+	fileNum := corrTableFileNum(b)
+	parts := corrTableParts(b)
+	var blocks []corrBlock
+	for off := int64(0); off < size-72; {
+		crc, n := uint32(0), int64(-1)
+		for p := off; p+5 <= size-72 && n < 0; p++ {
+			if c := b[p]; c <= 2 && binary.LittleEndian.Uint32(b[p+1:]) == corrBlockCRC(crc, c, fileNum, uint64(off)) {
+				n = p - off
+			}
+			crc = crc32.Update(crc, corrCastagnoli, b[p:p+1])
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("no block trailer after offset %d", off)
+		}
+		blk := corrBlock{off: off, n: n, part: "data"}
+		for part, r := range parts {
+			if r[0] == off {
+				blk.part = part
+			}
+		}
+		blocks = append(blocks, blk)
+		off = blk.end()
+	}
+	return blocks, nil
+}
+
+// corrTableParts returns the byte ranges of the parts of table b other
+// than its data blocks, after the footer (sstable's package doc): the
+// index, filter and properties handles are its first three (offset,
+// length) pairs, and each block is followed by a 5-byte trailer.
+func corrTableParts(b []byte) map[string][2]int64 {
+	size := int64(len(b))
+	parts := map[string][2]int64{"footer": {size - 72, size}}
+	f := b[size-72:]
+	for i, part := range []string{"index", "filter", "properties"} {
+		start := int64(binary.LittleEndian.Uint64(f[16*i:]))
+		if n := int64(binary.LittleEndian.Uint64(f[16*i+8:])); n > 0 {
+			parts[part] = [2]int64{start, start + n + 5}
+		}
+	}
+	return parts
+}
+
+// corrTablePart names the part of table b that offset off is in.
+func corrTablePart(b []byte, off int64) string {
+	for part, r := range corrTableParts(b) {
+		if off >= r[0] && off < r[1] {
+			return part
+		}
+	}
+	return "data"
 }
