@@ -12,8 +12,7 @@ import (
 	"github.com/stratadb/strata/internal/vfs"
 )
 
-// Regression tests of the engine bugs TestCorruption found: all fixed but
-// the last one (skipped, with its reason).
+// Regression tests of the engine bugs TestCorruption found, all fixed.
 
 // corrQuiescent builds a store whose data is all in tables: commits 0..11
 // compacted into level 1, commits 12..23 flushed to level 0 (one table),
@@ -225,22 +224,15 @@ func corrValue(i, size int) []byte {
 
 // Two whole blocks of a WAL swapped, each one MIDDLE chunk of the same
 // record: commit 0 (a 100 KiB value) is a FIRST chunk in block 0, MIDDLE
-// chunks filling blocks 1 and 2 and a LAST chunk in block 3. Swapped,
-// every chunk keeps its checksum, log number and synced offset, and the
-// chunk types still read FIRST MIDDLE MIDDLE LAST: nothing in a chunk
-// binds it to its place in the record (no offset or piece index in the
-// checksum, no checksum of the whole record), so the reader returns the
-// record with two 32,749-byte pieces exchanged, and the commit decoder
-// accepts it (no length changed). Open succeeds and Get returns the value
-// with its bytes 32,725..98,222 in the wrong order, error nil: wrong data.
-// Nothing here is particular to the newest WAL; MIDDLE chunks of two
-// records of a log are exchanged the same way when their synced offsets
-// do not give them away (a NoSync log: two 100 KiB commits, blocks 1 and 4
-// swapped, both Gets return wrong values). It wants the chunk's offset (or
-// its record's first offset and its index in the record) in its checksum,
-// or a checksum of the whole record.
+// chunks filling blocks 1 and 2 and a LAST chunk in block 3. In WAL format
+// version 2, every chunk kept its checksum, log number and synced offset,
+// and the types still read FIRST MIDDLE MIDDLE LAST: nothing bound a chunk
+// to its place, so the reader returned the record with two pieces
+// exchanged, and Get returned a wrong value with a nil error. Fixed by
+// format version 3: every chunk records its own offset under its checksum,
+// and an intact chunk found elsewhere is corruption, even in the newest WAL
+// (a crash never moves one).
 func TestCorruptionWALMiddleBlockSwap(t *testing.T) {
-	t.Skip("engine bug (WAL format): two MIDDLE chunks of a record swapped read back as a valid record with its pieces exchanged; Get returns wrong data")
 	files, log := corrSyncedWAL(t, 100<<10)
 	b := files[log]
 	if len(b) <= 3*corrWALBlock {
@@ -279,16 +271,12 @@ func TestCorruptionWALMiddleBlockSwap(t *testing.T) {
 // FIRST one at offset 0 and looks for proof that the log was synced beyond
 // it: the chunks of commits 1..5, now at offsets 1,105..2,473, are intact
 // chunks of this log recording synced offsets 66,641..68,009, but each
-// beyond its new position, and wal.Reader takes no such chunk as proof
-// (findProof: "not beyond its own offset"). So Open reads a torn tail and
-// opens with none of the six synced commits, though a valid chunk of this
-// log whose synced offset exceeds its position cannot come from a torn
-// write, only from a misplaced one: it proves damage to synced bytes
-// (ErrCorruption). TestCorruption's judge allows it (the damage reaches
-// the end of the file) and tallies "torn tail dropped" for blocks 0 and 3
-// of store B's newest WAL.
+// beyond its new position, and wal.Reader took no such chunk as proof
+// (findProof: "not beyond its own offset"). So Open read a torn tail and
+// opened with none of the six synced commits. Fixed with format version 3:
+// the chunks record their own offsets, and an intact chunk away from its
+// offset proves the damage no torn tail (ErrCorruption).
 func TestCorruptionWALBlockSwapDropsSyncedCommits(t *testing.T) {
-	t.Skip("engine bug (wal.Reader): misplaced chunks of the newest WAL recording synced offsets beyond their position are not taken as proof of corruption; a block swap drops synced commits as a torn tail")
 	files, log := corrSyncedWAL(t, 65<<10, 300, 300, 300, 300, 300)
 	b := files[log]
 	if len(b) <= 2*corrWALBlock {

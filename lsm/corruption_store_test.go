@@ -425,8 +425,8 @@ func corrRestore(t testing.TB, files map[string][]byte) *vfs.MemFS {
 }
 
 // corrWAL is a WAL file parsed by the test, after the format in wal's
-// package doc: 32 KiB blocks of chunks with 19-byte headers (the synced
-// offset at bytes 11..19).
+// package doc: 32 KiB blocks of chunks with 27-byte headers (the synced
+// offset at bytes 19..27).
 type corrWAL struct {
 	name     string
 	chunks   []corrChunk
@@ -440,7 +440,7 @@ type corrChunk struct {
 	typ              byte // FULL 1, FIRST 2, MIDDLE 3, LAST 4
 }
 
-const corrWALBlock, corrWALHeader = 32 << 10, 19
+const corrWALBlock, corrWALHeader = 32 << 10, 27
 
 func parseCorrWAL(name string, b []byte) *corrWAL {
 	w := &corrWAL{name: name}
@@ -451,7 +451,7 @@ func parseCorrWAL(name string, b []byte) *corrWAL {
 		}
 		h := b[off : off+corrWALHeader]
 		c := corrChunk{off: off, end: off + corrWALHeader + int64(binary.LittleEndian.Uint16(h[4:])),
-			synced: int64(binary.LittleEndian.Uint64(h[11:])), typ: h[6]}
+			synced: int64(binary.LittleEndian.Uint64(h[19:])), typ: h[6]}
 		w.chunks = append(w.chunks, c)
 		empty := h[6] == 1 && c.end == off+corrWALHeader   // the sync marker Close writes
 		if typ := h[6]; (typ == 1 || typ == 4) && !empty { // FULL or LAST
@@ -480,16 +480,6 @@ func (w *corrWAL) provedSynced(x, end int64) bool {
 	for _, c := range w.chunks {
 		if c.off > start && c.off >= end && c.synced > start {
 			return true
-		}
-	}
-	return false
-}
-
-// middleBlock reports whether the block at off is one whole MIDDLE chunk.
-func (w *corrWAL) middleBlock(off int64) bool {
-	for _, c := range w.chunks {
-		if c.off == off {
-			return c.typ == 3 && c.end == off+corrWALBlock
 		}
 	}
 	return false

@@ -178,9 +178,7 @@ func (t *corrTally) String() string {
 // the records before the cut. A damaged table must fail Check; Compact
 // must then fail with ErrCorruption or succeed, and every read after it
 // (after a reopen, when it failed) must still be right or report the
-// damage. The test logs the outcomes per kind of file and damage. One
-// wrong outcome is tolerated, and tallied as WRONG DATA: that of the open
-// engine bug TestCorruptionWALMiddleBlockSwap reproduces (corrMiddleSwap).
+// damage. The test logs the outcomes per kind of file and damage.
 //
 // The workload (corrWrites) overwrites and deletes keys across levels, so
 // that a damaged newer version silently skipped shows as a stale value; the
@@ -530,10 +528,6 @@ func corrRunCase(c corrCase, tally *corrTally) (err error) {
 	defer d.Close()
 	r, err := corrVerify(d, lo, hi)
 	switch {
-	case err != nil && corrMiddleSwap(c):
-		// The known engine bug TestCorruptionWALMiddleBlockSwap shows.
-		tally.add(kind, "open: WRONG DATA (known bug, TestCorruptionWALMiddleBlockSwap)")
-		return nil
 	case err != nil:
 		return err
 	case r.corrupt > 0:
@@ -546,16 +540,6 @@ func corrRunCase(c corrCase, tally *corrTally) (err error) {
 		tally.add(kind, "open: torn tail dropped")
 	}
 	return nil
-}
-
-// corrMiddleSwap reports whether c swaps two blocks of a WAL that are
-// each one whole MIDDLE chunk: every chunk stays valid and in a valid
-// order, and the WAL format holds nothing that binds a chunk to its place
-// in its record, so the reader returns the record with two of its pieces
-// exchanged (the engine bug TestCorruptionWALMiddleBlockSwap reproduces).
-func corrMiddleSwap(c corrCase) bool {
-	return c.damage == "swap" && c.wal != nil && c.n == corrWALBlock &&
-		c.wal.middleBlock(c.off) && c.wal.middleBlock(c.off2)
 }
 
 // corrOpenErr checks an Open error: it wraps ErrCorruption and names the

@@ -154,7 +154,8 @@ func BenchmarkHostileTail(b *testing.B) {
 		binary.LittleEndian.PutUint16(h[4:], uint16(room-headerSize))
 		h[6] = fullChunk
 		binary.LittleEndian.PutUint32(h[7:], testLogNum&0xffffffff)
-		binary.LittleEndian.PutUint64(h[11:], uint64(min(off, 1)))
+		binary.LittleEndian.PutUint64(h[11:], uint64(off))
+		binary.LittleEndian.PutUint64(h[19:], uint64(min(off, 1)))
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()

@@ -17,7 +17,7 @@ func TestFlushAndSync(t *testing.T) {
 	w := NewWriter(f, 1)
 	end1, _ := w.Append([]byte("one"))
 	end2, _ := w.Append([]byte("two"))
-	if end2 != w.Size() || end1 != 22 || end2 != 44 {
+	if end2 != w.Size() || end1 != 30 || end2 != 60 {
 		t.Fatalf("ends %d %d, Size %d", end1, end2, w.Size())
 	}
 	steps := []struct {
@@ -27,11 +27,11 @@ func TestFlushAndSync(t *testing.T) {
 		synced         int64
 		fileLen, durLn int
 	}{
-		{end1, false, 1, 0, 0, 44, 0}, // one write takes everything appended
-		{end2, false, 1, 0, 0, 44, 0}, // already written: no I/O
-		{end1, true, 1, 1, 44, 44, 44},
-		{end2, true, 1, 1, 44, 44, 44},
-		{0, true, 1, 1, 44, 44, 44},
+		{end1, false, 1, 0, 0, 60, 0}, // one write takes everything appended
+		{end2, false, 1, 0, 0, 60, 0}, // already written: no I/O
+		{end1, true, 1, 1, 60, 60, 60},
+		{end2, true, 1, 1, 60, 60, 60},
+		{0, true, 1, 1, 60, 60, 60},
 	}
 	for i, s := range steps {
 		if err := w.Flush(s.end, s.sync); err != nil {

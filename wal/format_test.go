@@ -12,7 +12,7 @@ import (
 	"testing/iotest"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/v2.log")
+var update = flag.Bool("update", false, "rewrite testdata/v3.log")
 
 // TestWorkedExample checks the exact bytes of the example in writer.go, with
 // a CRC computed independently of the package.
@@ -23,10 +23,10 @@ func TestWorkedExample(t *testing.T) {
 			crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 	}
 	var want []byte
-	want = append(want, crc(1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'a', 'b')...)
-	want = append(want, 2, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'a', 'b')
-	want = append(want, crc(1, 7, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0)...)
-	want = append(want, 0, 0, 1, 7, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0)
+	want = append(want, crc(1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'a', 'b')...)
+	want = append(want, 2, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'a', 'b')
+	want = append(want, crc(1, 7, 0, 0, 0, 29, 0, 0, 0, 0, 0, 0, 0, 29, 0, 0, 0, 0, 0, 0, 0)...)
+	want = append(want, 0, 0, 1, 7, 0, 0, 0, 29, 0, 0, 0, 0, 0, 0, 0, 29, 0, 0, 0, 0, 0, 0, 0)
 	if !bytes.Equal(data, want) {
 		t.Fatalf("log bytes\n got %x\nwant %x", data, want)
 	}
@@ -47,13 +47,13 @@ func TestFraming(t *testing.T) {
 			[]c{{0, firstChunk, bs - h}, {bs, lastChunk, 1}}},
 		{"three blocks", []int{3 * bs}, []c{{0, firstChunk, bs - h},
 			{bs, middleChunk, bs - h}, {2 * bs, middleChunk, bs - h}, {3 * bs, lastChunk, 3 * h}}},
-		{"19 bytes left: empty FIRST", []int{bs - 2*h, 5},
+		{"a header's room left: empty FIRST", []int{bs - 2*h, 5},
 			[]c{{0, fullChunk, bs - 2*h}, {bs - h, firstChunk, 0}, {bs, lastChunk, 5}}},
-		{"19 bytes left: empty FULL", []int{bs - 2*h, 0},
+		{"a header's room left: empty FULL", []int{bs - 2*h, 0},
 			[]c{{0, fullChunk, bs - 2*h}, {bs - h, fullChunk, 0}}},
-		{"18 bytes left: trailer", []int{bs - 2*h + 1, 0},
+		{"a byte short of a header: trailer", []int{bs - 2*h + 1, 0},
 			[]c{{0, fullChunk, bs - 2*h + 1}, {bs, fullChunk, 0}}},
-		{"20 bytes left: 1-byte FIRST", []int{bs - 2*h - 1, 3},
+		{"a byte over a header: 1-byte FIRST", []int{bs - 2*h - 1, 3},
 			[]c{{0, fullChunk, bs - 2*h - 1}, {bs - h - 1, firstChunk, 1}, {bs, lastChunk, 2}}},
 		{"1 byte left: trailer", []int{bs - h - 1, 3},
 			[]c{{0, fullChunk, bs - h - 1}, {bs, fullChunk, 3}}},
@@ -140,13 +140,13 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // TestGoldenLog checks that the writer still produces, and the reader still
-// reads, the format version 2 fixture (go test -run Golden -update rewrites
+// reads, the format version 3 fixture (go test -run Golden -update rewrites
 // it: only ever for a deliberate format change with a new version). The
 // records are synced one by one, so the chunks carry growing synced
 // offsets; the third record leaves 10 bytes of trailer in block 0.
 func TestGoldenLog(t *testing.T) {
 	var recs [][]byte
-	for i, n := range []int{6, 0, 32695, 1, 20000, 50000} {
+	for i, n := range []int{6, 0, blockSize - 10 - 3*headerSize - 6, 1, 20000, 50000} {
 		rec := make([]byte, n)
 		for j := range rec {
 			rec[j] = byte('a' + (i+j)%26)
@@ -157,7 +157,7 @@ func TestGoldenLog(t *testing.T) {
 	if ends[2] != blockSize-10 {
 		t.Fatalf("third record ends at %d, want %d", ends[2], blockSize-10)
 	}
-	path := filepath.Join("testdata", "v2.log")
+	path := filepath.Join("testdata", "v3.log")
 	if *update {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -180,7 +180,10 @@ func TestGoldenLog(t *testing.T) {
 		if n := completeBefore(ends, c.off); n > 0 {
 			want = uint64(ends[n-1])
 		}
-		if got := binary.LittleEndian.Uint64(golden[c.off+11:]); got != want {
+		if got := binary.LittleEndian.Uint64(golden[c.off+11:]); got != uint64(c.off) {
+			t.Fatalf("chunk %d at %d: offset field %d", i, c.off, got)
+		}
+		if got := binary.LittleEndian.Uint64(golden[c.off+19:]); got != want {
 			t.Fatalf("chunk %d at %d: synced offset %d, want %d", i, c.off, got, want)
 		}
 	}

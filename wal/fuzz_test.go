@@ -18,30 +18,35 @@ import (
 func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, corrupt bool) {
 	table := crc32.MakeTable(crc32.Castagnoli)
 	// valid returns the type, payload and synced offset of a whole valid
-	// chunk at o.
-	valid := func(o int) (byte, []byte, uint64, bool) {
+	// chunk at o, and whether it was written there (rather than moved).
+	valid := func(o int) (typ byte, payload []byte, synced uint64, inPlace, ok bool) {
 		if o%blockSize > blockSize-headerSize || o+headerSize > len(data) {
-			return 0, nil, 0, false
+			return 0, nil, 0, false, false
 		}
 		h := data[o : o+headerSize]
 		e := o + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
-		synced := binary.LittleEndian.Uint64(h[11:])
+		own := binary.LittleEndian.Uint64(h[11:])
+		synced = binary.LittleEndian.Uint64(h[19:])
 		if h[6] < 1 || h[6] > 4 || binary.LittleEndian.Uint32(h[7:]) != logNum ||
-			synced > uint64(o) || e > len(data) || e-o+o%blockSize > blockSize ||
+			synced > own || e > len(data) || e-o+o%blockSize > blockSize ||
 			crc32.Checksum(data[o+6:e], table) != binary.LittleEndian.Uint32(h) {
-			return 0, nil, 0, false
+			return 0, nil, 0, false, false
 		}
-		return h[6], data[o+headerSize : e], synced, true
+		return h[6], data[o+headerSize : e], synced, own == uint64(o), true
 	}
 	// damaged tells whether damage found at x is corruption: in an older
-	// log always, in the newest if a valid chunk after x records a synced
-	// offset above x.
+	// log always, in the newest if a valid chunk lies at x but not at its
+	// own offset, or after x and records a synced offset above x or lies
+	// elsewhere than at its own offset.
 	damaged := func(x int) bool {
 		if !newest {
 			return true
 		}
+		if _, _, _, inPlace, ok := valid(x); ok && !inPlace {
+			return true
+		}
 		for o := x + 1; o < len(data); o++ {
-			if _, _, synced, ok := valid(o); ok && synced > uint64(x) {
+			if _, _, synced, inPlace, ok := valid(o); ok && (synced > uint64(x) || !inPlace) {
 				return true
 			}
 		}
@@ -60,8 +65,8 @@ func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, c
 			}
 			return recs, end, damaged(o)
 		}
-		typ, payload, _, ok := valid(o)
-		if !ok || (typ == fullChunk || typ == firstChunk) == inRecord {
+		typ, payload, _, inPlace, ok := valid(o)
+		if !ok || !inPlace || (typ == fullChunk || typ == firstChunk) == inRecord {
 			return recs, end, damaged(o)
 		}
 		o += headerSize + len(payload)
@@ -132,7 +137,7 @@ func FuzzWALRoundTrip(f *testing.F) {
 		checkRecords(t, res.recs, recs)
 		for _, c := range chunksOf(data) {
 			k := completeBefore(ends, c.off)
-			if got := binary.LittleEndian.Uint64(data[c.off+11:]); got != uint64(synced[k]) {
+			if got := binary.LittleEndian.Uint64(data[c.off+19:]); got != uint64(synced[k]) {
 				t.Fatalf("chunk at %d of record %d: synced offset %d, want %d", c.off, k, got, synced[k])
 			}
 		}

@@ -243,8 +243,9 @@ func checkRecords(t *testing.T, got, want [][]byte) {
 	}
 }
 
-// appendChunkBytes appends one chunk with the given payload to buf.
+// appendChunkBytes appends one chunk with the given payload to buf, whose
+// first byte is at file offset 0.
 func appendChunkBytes(buf []byte, typ byte, logNum uint32, synced uint64, payload []byte) []byte {
 	src := payloadReader{parts: [][]byte{payload}}
-	return appendChunk(buf, typ, logNum, synced, &src, len(payload))
+	return appendChunk(buf, 0, typ, logNum, synced, &src, len(payload))
 }

@@ -86,7 +86,7 @@ func TestAppendPartsMatchesAppend(t *testing.T) {
 		{"edge+1", []int{bs - h + 5}, sized(bs-h+1, 0)},
 		{"two blocks in a part", []int{3 * bs}, sized(10, 2*bs+100, 0)},
 		{"after a record", []int{bs - 2*h - 3, 100}, sized(0, 3, 0, 50)},
-		{"19 bytes left", []int{bs - 2*h, bs}, sized(0, bs-h-1, 1)},
+		{"a header's room left", []int{bs - 2*h, bs}, sized(0, bs-h-1, 1)},
 		{"many small", []int{100, 2*bs + 77}, func(rec []byte) [][]byte {
 			var sizes []int
 			for n := 0; ; {

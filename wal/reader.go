@@ -13,17 +13,21 @@ import (
 //
 // A Reader is for one goroutine at a time. Damage ends the read: a checksum
 // mismatch, an impossible header (type, length, a chunk of another log, a
-// synced offset beyond the chunk's own offset), a broken FIRST .. LAST
-// sequence, or a file that ends inside a chunk or a record. Say the reader
-// finds it at offset X (the offset of the chunk, or of the end of the
-// file). Then:
+// synced offset beyond the chunk's offset), an intact chunk at an offset
+// other than its own, a broken FIRST .. LAST sequence, or a file that ends
+// inside a chunk or a record. Say the reader finds it at offset X (the
+// offset of the chunk, or of the end of the file). Then:
 //
 //   - in an older log (newest false), Next returns an error wrapping
 //     base.ErrCorruption that names the file and X;
 //   - in the newest log, the reader reads the rest of the file. If a valid
-//     chunk of this log (any offset after X, a plausible header, a correct
-//     checksum) records a synced offset above X, the damaged bytes had been
-//     synced: Next returns the same corruption error. Otherwise the damage
+//     chunk of this log (a plausible header and a correct checksum) lies
+//     at X or after it but not at its own offset, the log was damaged by
+//     something other than a crash (a crash loses or tears writes; it never
+//     moves an intact chunk: the log files are never reused), and if one
+//     after X records a synced offset above X, the damaged bytes had been
+//     synced: either way Next returns the same corruption error. Otherwise
+//     the damage
 //     is a torn tail, unsynced bytes that a crash left partly written,
 //     written out of order or not at all: Next returns io.EOF, and Offset
 //     tells where the valid prefix ends (the end of the last complete
@@ -37,7 +41,7 @@ import (
 // a record buffer that grows chunk by chunk, never from a length field.
 // Telling a torn tail from damage reads the rest of the file once; only
 // offsets whose header looks like a chunk of this log with a synced offset
-// above X (and not beyond the offset itself) pay for a checksum, so the
+// above X or an offset other than their own pay for a checksum, so the
 // cost stays linear in the file size: at most one checksum of at most a
 // block per byte offset, about 40 ms per MiB for the costliest layout
 // known (BenchmarkHostileTail: headers back to back), far less for zeros,
@@ -87,6 +91,9 @@ func (r *Reader) Next() (rec []byte, err error) {
 			return nil, err
 		}
 		switch {
+		case c.moved:
+			r.err = base.CorruptionErrorf("wal: %s: %s at offset %d", r.name, c.bad, c.off)
+			return nil, r.err
 		case c.bad != "":
 			return nil, r.damage(c.off, c.bad)
 		case c.typ == 0 && inRecord:
@@ -128,6 +135,7 @@ type chunk struct {
 	payload []byte // valid until the next block is read
 	off     int64  // file offset of the chunk (or of the end of file)
 	bad     string // what is wrong with the chunk, if anything
+	moved   bool   // the chunk is intact but not at its own offset
 }
 
 // nextChunk reads the chunk at the current position, skipping block
@@ -154,6 +162,9 @@ func (r *Reader) nextChunk() (chunk, error) {
 	if c.bad == "" && chunkCRC(r.block[r.pos+6:end]) != binary.LittleEndian.Uint32(h) {
 		c.bad = "chunk checksum mismatch"
 	}
+	if own := binary.LittleEndian.Uint64(h[11:]); c.bad == "" && own != uint64(c.off) {
+		c.bad, c.moved = fmt.Sprintf("intact chunk of offset %d misplaced", own), true
+	}
 	if c.bad == "" {
 		c.payload = r.block[r.pos+headerSize : end]
 		r.pos = end
@@ -169,8 +180,8 @@ var zeroHeader [headerSize]byte
 func (r *Reader) checkHeader(h []byte, end int) string {
 	typ := h[6]
 	logNum := binary.LittleEndian.Uint32(h[7:])
-	synced := binary.LittleEndian.Uint64(h[11:])
-	off := r.blockOff + int64(r.pos)
+	own := binary.LittleEndian.Uint64(h[11:])
+	synced := binary.LittleEndian.Uint64(h[19:])
 	switch {
 	case bytes.Equal(h[:headerSize], zeroHeader[:]):
 		return "zeroed chunk header"
@@ -178,8 +189,8 @@ func (r *Reader) checkHeader(h []byte, end int) string {
 		return fmt.Sprintf("invalid chunk type %d", typ)
 	case logNum != r.logNum:
 		return fmt.Sprintf("chunk of log %d in log %d", logNum, r.logNum)
-	case synced > uint64(off):
-		return fmt.Sprintf("synced offset %d beyond the chunk", synced)
+	case synced > own:
+		return fmt.Sprintf("synced offset %d beyond the chunk's offset %d", synced, own)
 	case end > blockSize:
 		return fmt.Sprintf("chunk length %d overflows its block", end-r.pos-headerSize)
 	case end > len(r.block):
@@ -213,12 +224,16 @@ func (r *Reader) damage(x int64, what string) error {
 		r.err = base.CorruptionErrorf("wal: %s: %s at offset %d", r.name, what, x)
 		return r.err
 	}
-	p, err := r.syncedChunkAfter(x)
+	p, err := r.proofAfter(x)
 	switch {
 	case err != nil:
 		r.err = err
 	case !p.found:
 		r.err = io.EOF
+	case p.own != uint64(p.off):
+		r.err = base.CorruptionErrorf(
+			"wal: %s: %s at offset %d (not a torn write: the intact chunk at offset %d belongs at offset %d)",
+			r.name, what, x, p.off, p.own)
 	default:
 		r.err = base.CorruptionErrorf(
 			"wal: %s: %s at offset %d (synced: the chunk at offset %d records the log synced up to offset %d)",
@@ -227,17 +242,20 @@ func (r *Reader) damage(x int64, what string) error {
 	return r.err
 }
 
-// proof is a valid chunk that records a synced offset above some damage.
+// proof is a valid chunk that proves some damage is no torn tail: it
+// records a synced offset above the damage, or it lies at an offset other
+// than its own.
 type proof struct {
 	found  bool
 	off    int64  // file offset of the chunk
+	own    uint64 // the offset it records as its own
 	synced uint64 // its synced offset
 }
 
-// syncedChunkAfter returns the first valid chunk of this log that starts
-// after file offset x (which lies in the current block or at its end) and
-// records a synced offset above x, reading the rest of the source.
-func (r *Reader) syncedChunkAfter(x int64) (proof, error) {
+// proofAfter returns the first valid chunk of this log that starts after
+// file offset x (which lies in the current block or at its end) and proves
+// the damage at x no torn tail, reading the rest of the source.
+func (r *Reader) proofAfter(x int64) (proof, error) {
 	start := int(x + 1 - r.blockOff)
 	for {
 		if p := findProof(r.block, r.blockOff, start, r.logNum, x); p.found {
@@ -255,10 +273,10 @@ func (r *Reader) syncedChunkAfter(x int64) (proof, error) {
 
 // findProof returns the first whole, valid chunk of log logNum that starts
 // at some offset >= start of block (whose first byte is at file offset
-// blockOff) and records a synced offset above x and not beyond its own offset.
-// Candidates are found by searching for the log number field; only those
-// with a known type, such a synced offset and a length that fits pay for a
-// checksum.
+// blockOff) and records a synced offset above x (and not beyond its own
+// offset), or lies at an offset other than its own. Candidates are found by
+// searching for the log number field; only those with a known type, such
+// offsets and a length that fits pay for a checksum.
 func findProof(block []byte, blockOff int64, start int, logNum uint32, x int64) proof {
 	var pattern [4]byte
 	binary.LittleEndian.PutUint32(pattern[:], logNum)
@@ -272,14 +290,16 @@ func findProof(block []byte, blockOff int64, start int, logNum uint32, x int64) 
 			return proof{}
 		}
 		h := block[p:]
-		synced := binary.LittleEndian.Uint64(h[11:])
+		off := blockOff + int64(p)
+		own := binary.LittleEndian.Uint64(h[11:])
+		synced := binary.LittleEndian.Uint64(h[19:])
 		end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
-		if typ := h[6]; typ < fullChunk || typ > lastChunk ||
-			synced <= uint64(x) || synced > uint64(blockOff+int64(p)) || end > len(block) {
+		if typ := h[6]; typ < fullChunk || typ > lastChunk || synced > own || end > len(block) ||
+			synced <= uint64(x) && own == uint64(off) {
 			continue
 		}
 		if chunkCRC(block[p+6:end]) == binary.LittleEndian.Uint32(h) {
-			return proof{found: true, off: blockOff + int64(p), synced: synced}
+			return proof{found: true, off: off, own: own, synced: synced}
 		}
 	}
 	return proof{}

@@ -222,11 +222,20 @@ func chunkAt(cs []chunkInfo, off int64) int {
 // that are valid one by one: corruption in an older log; in the newest log,
 // a torn tail unless a later chunk records the damaged offset as synced.
 func TestChunkSequence(t *testing.T) {
-	ch := func(typ byte, payload string) []byte {
-		return appendChunkBytes(nil, typ, testLogNum&0xffffffff, 0, []byte(payload))
+	type c struct {
+		typ     byte
+		payload string
 	}
-	cat := func(chunks ...[]byte) []byte { return bytes.Join(chunks, nil) }
-	full := ch(fullChunk, "ok") // 21 bytes
+	// log frames the chunks one after the other from offset 0.
+	log := func(cs ...c) []byte {
+		var b []byte
+		for _, c := range cs {
+			b = appendChunkBytes(b, c.typ, testLogNum&0xffffffff, 0, []byte(c.payload))
+		}
+		return b
+	}
+	const h = headerSize
+	full := c{fullChunk, "ok"} // h+2 bytes
 	tests := []struct {
 		name   string
 		log    []byte
@@ -234,11 +243,11 @@ func TestChunkSequence(t *testing.T) {
 		nGood  int   // records read before the damage
 		reason string
 	}{
-		{"middle alone", cat(full, ch(middleChunk, "m")), 21, 1, "chunk of type 3 without a first chunk"},
-		{"last alone", cat(full, ch(lastChunk, "l")), 21, 1, "chunk of type 4 without a first chunk"},
-		{"first then full", cat(full, ch(firstChunk, "f"), full), 41, 1, "record from offset 21 interrupted by a chunk of type 1"},
-		{"first then first", cat(ch(firstChunk, "f"), ch(firstChunk, "f"), ch(lastChunk, "")), 20, 0, "record from offset 0 interrupted by a chunk of type 2"},
-		{"first at end", cat(full, ch(firstChunk, "f"), ch(middleChunk, "m")), 61, 1, "record from offset 21 cut short by the end of the file"},
+		{"middle alone", log(full, c{middleChunk, "m"}), h + 2, 1, "chunk of type 3 without a first chunk"},
+		{"last alone", log(full, c{lastChunk, "l"}), h + 2, 1, "chunk of type 4 without a first chunk"},
+		{"first then full", log(full, c{firstChunk, "f"}, full), 2*h + 3, 1, fmt.Sprintf("record from offset %d interrupted by a chunk of type 1", h+2)},
+		{"first then first", log(c{firstChunk, "f"}, c{firstChunk, "f"}, c{lastChunk, ""}), h + 1, 0, "record from offset 0 interrupted by a chunk of type 2"},
+		{"first at end", log(full, c{firstChunk, "f"}, c{middleChunk, "m"}), 3*h + 4, 1, fmt.Sprintf("record from offset %d cut short by the end of the file", h+2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,10 +322,11 @@ func TestBadHeaders(t *testing.T) {
 		{"overflows block", func(b []byte) []byte { b[4], b[5] = 0xff, 0xff; return b }, "overflows its block"},
 		{"beyond file", func(b []byte) []byte { b[4] = 200; return b }, "file ends inside a chunk"},
 		{"short header", func(b []byte) []byte { return b[:7] }, "file ends inside a chunk header"},
-		{"synced beyond chunk", func(b []byte) []byte { b[11] = 1; return b }, "synced offset 1 beyond the chunk"},
-		{"huge synced offset", func(b []byte) []byte { b[18] = 0x80; return b }, "synced offset 9223372036854775808 beyond the chunk"},
+		{"synced beyond chunk", func(b []byte) []byte { b[19] = 1; return b }, "synced offset 1 beyond the chunk's offset 0"},
+		{"huge synced offset", func(b []byte) []byte { b[26] = 0x80; return b }, "synced offset 9223372036854775808 beyond the chunk's offset 0"},
 		{"other log", func(b []byte) []byte { b[7] ^= 1; return b }, "chunk of log 6 in log 7"},
-		{"checksum of payload", func(b []byte) []byte { b[20]++; return b }, "checksum mismatch"},
+		{"checksum of payload", func(b []byte) []byte { b[headerSize]++; return b }, "checksum mismatch"},
+		{"checksum of offset", func(b []byte) []byte { b[11] = 1; b[19] = 1; return b }, "checksum mismatch"},
 		{"checksum of type", func(b []byte) []byte { b[6] = firstChunk; return b }, "checksum mismatch"},
 	}
 	for _, tt := range tests {
@@ -337,16 +347,60 @@ func TestBadHeaders(t *testing.T) {
 // TestChecksumCoversSyncedOffset changes the synced offset of a second
 // chunk to another plausible value: the checksum catches it.
 func TestChecksumCoversSyncedOffset(t *testing.T) {
+	const second = headerSize + 3
 	log := appendChunkBytes(nil, fullChunk, testLogNum&0xffffffff, 0, []byte("abc"))
-	log = appendChunkBytes(log, fullChunk, testLogNum&0xffffffff, 22, []byte("def"))
-	for _, synced := range []byte{0, 5, 21} {
+	log = appendChunkBytes(log, fullChunk, testLogNum&0xffffffff, second, []byte("def"))
+	for _, synced := range []byte{0, 5, second - 1} {
 		bad := bytes.Clone(log)
-		bad[22+11] = synced
+		bad[second+19] = synced
 		res := readLog(bytes.NewReader(bad), testLogNum, false)
-		if !isCorruption(res.err) || !strings.Contains(res.err.Error(), "checksum mismatch at offset 22") {
+		if !isCorruption(res.err) || !strings.Contains(res.err.Error(), fmt.Sprintf("checksum mismatch at offset %d", second)) {
 			t.Fatalf("synced offset %d: %v", synced, res.err)
 		}
 		checkRecords(t, res.recs, [][]byte{[]byte("abc")})
+	}
+}
+
+// TestMisplacedChunks moves intact chunks: a record's pieces swapped, a
+// chunk copied elsewhere. Their checksums hold, but each records the
+// offset it was written at, so the move is damage, and corruption even in
+// the newest log: a crash never moves an intact chunk.
+func TestMisplacedChunks(t *testing.T) {
+	const n = headerSize + 4 // bytes of each chunk below
+	var log []byte
+	for i, p := range []string{"aaaa", "bbbb", "cccc", "dddd"} {
+		typ := []byte{firstChunk, middleChunk, middleChunk, lastChunk}[i]
+		log = appendChunkBytes(log, typ, testLogNum&0xffffffff, 0, []byte(p))
+	}
+	log = appendChunkBytes(log, fullChunk, testLogNum&0xffffffff, uint64(len(log)), []byte("eeee"))
+	swapped := bytes.Clone(log)
+	copy(swapped[n:2*n], log[2*n:3*n])
+	copy(swapped[2*n:3*n], log[n:2*n])
+	want := fmt.Sprintf("intact chunk of offset %d misplaced at offset %d", 2*n, n)
+	for _, newest := range []bool{false, true} {
+		// In the newest log, the last chunk records the whole record
+		// synced: the swap is corruption there too.
+		res := readLog(bytes.NewReader(swapped), testLogNum, newest)
+		if !isCorruption(res.err) || !strings.Contains(res.err.Error(), want) || len(res.recs) != 0 {
+			t.Fatalf("newest %v: %d records, %v; want corruption %q", newest, len(res.recs), res.err, want)
+		}
+	}
+	// A moved chunk is no torn write, synced or not: damage at the front
+	// and an unsynced chunk copied after it, and the chunk at the damage
+	// itself moved.
+	moved := bytes.Clone(log[:4*n])
+	clear(moved[:n])
+	copy(moved[3*n:], log[n:2*n])
+	want = fmt.Sprintf("not a torn write: the intact chunk at offset %d belongs at offset %d", 3*n, n)
+	res := readLog(bytes.NewReader(moved), testLogNum, true)
+	if !isCorruption(res.err) || !strings.Contains(res.err.Error(), want) {
+		t.Fatalf("unsynced chunk copied after damage: %v; want corruption %q", res.err, want)
+	}
+	unsynced := bytes.Clone(log[:4*n])
+	copy(unsynced[n:2*n], log[2*n:3*n])
+	res = readLog(bytes.NewReader(unsynced), testLogNum, true)
+	if !isCorruption(res.err) || !strings.Contains(res.err.Error(), fmt.Sprintf("intact chunk of offset %d misplaced at offset %d", 2*n, n)) {
+		t.Fatalf("unsynced chunk copied: %v", res.err)
 	}
 }
 

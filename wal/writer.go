@@ -12,8 +12,9 @@
 //
 // # File format
 //
-// This is format version 2. Version 1 (an 11-byte chunk header without the
-// synced offset) was never released; no reader of it exists.
+// This is format version 3. Versions 1 (an 11-byte chunk header) and 2 (no
+// chunk offset: a block moved whole within a log read back as valid) were
+// never released; no reader of them exists.
 //
 // A log file is a sequence of 32 KiB blocks. The last block may be partial.
 // Every block starts with a chunk header; a chunk never crosses a block edge.
@@ -24,17 +25,17 @@
 //
 //	block := chunk* trailer?
 //
-//	chunk (19-byte header, then the payload):
-//	+---------+-----------+---------+------------+---------------+-----------------+
-//	| CRC (4) | Length(2) | Type(1) | LogNum (4) | SyncedOff (8) | Payload(Length) |
-//	+---------+-----------+---------+------------+---------------+-----------------+
-//	 0         4           6         7            11              19
+//	chunk (27-byte header, then the payload):
+//	+---------+-----------+---------+------------+------------+---------------+-----------------+
+//	| CRC (4) | Length(2) | Type(1) | LogNum (4) | Offset (8) | SyncedOff (8) | Payload(Length) |
+//	+---------+-----------+---------+------------+------------+---------------+-----------------+
+//	 0         4           6         7            11           19              27
 //
 //	CRC       uint32 little-endian: CRC-32C (Castagnoli polynomial, not
-//	          masked) of bytes 6 .. 19+Length of the chunk, that is the
-//	          type byte, the 4 log number bytes, the 8 synced offset bytes
-//	          and the payload.
-//	Length    uint16 little-endian: payload length. 19+Length never exceeds
+//	          masked) of bytes 6 .. 27+Length of the chunk, that is the
+//	          type byte, the log number, offset and synced offset bytes and
+//	          the payload.
+//	Length    uint16 little-endian: payload length. 27+Length never exceeds
 //	          the room left in the block.
 //	Type      1 FULL   the whole record is this chunk's payload
 //	          2 FIRST  first piece of a record split across blocks
@@ -47,29 +48,35 @@
 //	LogNum    uint32 little-endian: the low 32 bits of the log's file number,
 //	          so that stale chunks of another log are never taken for this
 //	          one's.
+//	Offset    uint64 little-endian: the file offset of the chunk itself, so
+//	          that an intact chunk found anywhere else (a block swapped,
+//	          copied or written to the wrong place) is known as damage: the
+//	          pieces of a record can never be reordered undetected.
 //	SyncedOff uint64 little-endian: the length of the log's durable prefix
 //	          (bytes of this file written and synced) when the writer framed
-//	          the chunk. It never exceeds the chunk's own offset, and it is
+//	          the chunk. It never exceeds the chunk's Offset, and it is
 //	          always the end of a record (or 0). A reader uses it to tell
 //	          lost unsynced bytes from damaged synced ones (see Reader).
 //
-//	trailer: when fewer than 19 bytes remain in a block, they are zero bytes
-//	and the next chunk starts at the next block. When exactly 19 bytes
+//	trailer: when fewer than 27 bytes remain in a block, they are zero bytes
+//	and the next chunk starts at the next block. When exactly 27 bytes
 //	remain, the next chunk goes there (a FIRST chunk may carry 0 bytes).
 //
 // Records may be empty (a FULL chunk with Length 0). A record of n bytes
-// that starts with r bytes of room left in its block (r >= 19) is a FULL
-// chunk if n <= r-19, and otherwise FIRST (r-19 bytes), MIDDLE chunks of
-// 32749 bytes, and a LAST chunk with the rest. Every chunk of a record
+// that starts with r bytes of room left in its block (r >= 27) is a FULL
+// chunk if n <= r-27, and otherwise FIRST (r-27 bytes), MIDDLE chunks of
+// 32741 bytes, and a LAST chunk with the rest. Every chunk of a record
 // carries the same synced offset.
 //
 // Worked example: in log 7, record "ab" is appended and synced, then
-// record "" is appended; the two make 40 bytes:
+// record "" is appended; the two make 56 bytes:
 //
-//	cc cc cc cc 02 00 01 07 00 00 00 00 00 00 00 00 00 00 00 61 62
-//	    FULL "ab", synced offset 0; cc.. is the CRC of bytes 6 .. 20
-//	cc cc cc cc 00 00 01 07 00 00 00 15 00 00 00 00 00 00 00
-//	    FULL "", synced offset 21 (0x15); CRC of bytes 6 .. 18 of the chunk
+//	cc cc cc cc 02 00 01 07 00 00 00 00 00 00 00 00 00 00 00
+//	            00 00 00 00 00 00 00 00 61 62
+//	    FULL "ab" at offset 0, synced offset 0; cc.. is the CRC of bytes 6 .. 28
+//	cc cc cc cc 00 00 01 07 00 00 00 1d 00 00 00 00 00 00 00
+//	            1d 00 00 00 00 00 00 00
+//	    FULL "" at offset 29 (0x1d), synced offset 29; CRC of bytes 6 .. 26 of the chunk
 //
 // These constants are part of the file format and should not be changed.
 package wal
@@ -87,7 +94,7 @@ import (
 // These constants are part of the file format and should not be changed.
 const (
 	blockSize  = 32 << 10 // bytes per block
-	headerSize = 19       // bytes of a chunk header
+	headerSize = 27       // bytes of a chunk header
 
 	fullChunk   byte = 1
 	firstChunk  byte = 2
@@ -235,7 +242,7 @@ func appendRecord(buf []byte, start int64, logNum uint32, synced uint64, parts [
 		}
 		n := min(left, room-headerSize)
 		left -= n
-		buf = appendChunk(buf, chunkType(first, left == 0), logNum, synced, &src, n)
+		buf = appendChunk(buf, start, chunkType(first, left == 0), logNum, synced, &src, n)
 		if left == 0 {
 			return buf
 		}
@@ -278,16 +285,17 @@ func chunkType(first, last bool) byte {
 	return middleChunk
 }
 
-// appendChunk appends one chunk to buf: the header, then the next n bytes
-// of src as the payload.
-func appendChunk(buf []byte, typ byte, logNum uint32, synced uint64, src *payloadReader, n int) []byte {
+// appendChunk appends one chunk to buf, whose first byte is at file offset
+// start: the header, then the next n bytes of src as the payload.
+func appendChunk(buf []byte, start int64, typ byte, logNum uint32, synced uint64, src *payloadReader, n int) []byte {
 	h := len(buf)
 	buf = append(buf, make([]byte, headerSize)...)
 	buf = src.appendTo(buf, n)
 	binary.LittleEndian.PutUint16(buf[h+4:], uint16(n))
 	buf[h+6] = typ
 	binary.LittleEndian.PutUint32(buf[h+7:], logNum)
-	binary.LittleEndian.PutUint64(buf[h+11:], synced)
+	binary.LittleEndian.PutUint64(buf[h+11:], uint64(start)+uint64(h))
+	binary.LittleEndian.PutUint64(buf[h+19:], synced)
 	binary.LittleEndian.PutUint32(buf[h:], chunkCRC(buf[h+6:]))
 	return buf
 }
