@@ -35,9 +35,10 @@ func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, c
 		return h[6], data[o+headerSize : e], synced, own == uint64(o), true
 	}
 	// damaged tells whether damage found at x is corruption: in an older
-	// log always, in the newest if a valid chunk lies at x but not at its
-	// own offset, or after x and records a synced offset above x or lies
-	// elsewhere than at its own offset.
+	// log always; in the newest if a valid chunk lies where a chunk starts
+	// (at x, or at the start of a later block or after a valid chunk at its
+	// own offset that follows one) but not at its own offset, or lies after
+	// x at its own offset and records a synced offset above x.
 	damaged := func(x int) bool {
 		if !newest {
 			return true
@@ -46,8 +47,22 @@ func refRead(data []byte, logNum uint32, newest bool) (recs [][]byte, end int, c
 			return true
 		}
 		for o := x + 1; o < len(data); o++ {
-			if _, _, synced, inPlace, ok := valid(o); ok && (synced > uint64(x) || !inPlace) {
+			if _, _, synced, inPlace, ok := valid(o); ok && inPlace && synced > uint64(x) {
 				return true
+			}
+		}
+		for b := (x/blockSize + 1) * blockSize; b < len(data); b += blockSize {
+			for o := b; ; {
+				_, payload, _, inPlace, ok := valid(o)
+				if !ok {
+					break
+				}
+				if !inPlace {
+					return true
+				}
+				if o += headerSize + len(payload); o%blockSize == 0 {
+					break
+				}
 			}
 		}
 		return false

@@ -20,18 +20,26 @@ import (
 //
 //   - in an older log (newest false), Next returns an error wrapping
 //     base.ErrCorruption that names the file and X;
-//   - in the newest log, the reader reads the rest of the file. If a valid
-//     chunk of this log (a plausible header and a correct checksum) lies
-//     at X or after it but not at its own offset, the log was damaged by
-//     something other than a crash (a crash loses or tears writes; it never
-//     moves an intact chunk: the log files are never reused), and if one
-//     after X records a synced offset above X, the damaged bytes had been
-//     synced: either way Next returns the same corruption error. Otherwise
-//     the damage
-//     is a torn tail, unsynced bytes that a crash left partly written,
-//     written out of order or not at all: Next returns io.EOF, and Offset
-//     tells where the valid prefix ends (the end of the last complete
-//     record), so the caller can truncate the rest.
+//   - in the newest log, the reader reads the rest of the file, looking for
+//     proof that the damage is no torn tail. A crash loses or tears writes
+//     but never moves an intact chunk (log files are never reused: TESTPLAN
+//     F10), so a valid chunk of this log (a plausible header, a correct
+//     checksum) found where a chunk starts but not at the offset it records
+//     as its own proves the log damaged; and a valid chunk after X at its
+//     own offset that records a synced offset above X proves the damaged
+//     bytes synced. Either way Next returns the same corruption error.
+//     Otherwise the damage is a torn tail, unsynced bytes that a crash left
+//     partly written, written out of order or not at all: Next returns
+//     io.EOF, and Offset tells where the valid prefix ends (the end of the
+//     last complete record), so the caller can truncate the rest.
+//
+// Where a chunk starts is known only at X, at the start of every later
+// block, and right after a valid chunk at its own offset that follows such
+// a start: a moved chunk counts there only, never inside a payload, which
+// may hold any bytes (a value holding a copy of a log is no damage). A
+// chunk at its own offset counts anywhere, as a copy of one inside a
+// payload lies at its own offset only by a coincidence of the value's
+// placement.
 //
 // A record after the damage is never returned, even when its chunks are
 // valid. Damage to the last synced bytes with no later chunk to prove them
@@ -39,14 +47,14 @@ import (
 //
 // Memory is bounded by the data actually read: one 32 KiB block buffer and
 // a record buffer that grows chunk by chunk, never from a length field.
-// Telling a torn tail from damage reads the rest of the file once; only
-// offsets whose header looks like a chunk of this log with a synced offset
-// above X or an offset other than their own pay for a checksum, so the
-// cost stays linear in the file size: at most one checksum of at most a
-// block per byte offset, about 40 ms per MiB for the costliest layout
-// known (BenchmarkHostileTail: headers back to back), far less for zeros,
-// garbage or a real unsynced tail, whose chunks record no synced offset
-// above X.
+// Telling a torn tail from damage reads the rest of the file once; the
+// chunks of each later block pay for one checksum, and of the other
+// offsets only those whose header looks like a chunk of this log at its
+// own offset with a synced offset above X do, so the cost stays linear in
+// the file size: at most one checksum of at most a block per byte offset,
+// about 40 ms per MiB for the costliest layout known (BenchmarkHostileTail:
+// headers back to back), far less for zeros, garbage or a real unsynced
+// tail, whose chunks record no synced offset above X.
 type Reader struct {
 	r      io.Reader
 	logNum uint32
@@ -254,7 +262,8 @@ type proof struct {
 
 // proofAfter returns the first valid chunk of this log that starts after
 // file offset x (which lies in the current block or at its end) and proves
-// the damage at x no torn tail, reading the rest of the source.
+// the damage at x no torn tail, reading the rest of the source. Blocks
+// after the current one are followed chunk by chunk from their start.
 func (r *Reader) proofAfter(x int64) (proof, error) {
 	start := int(x + 1 - r.blockOff)
 	for {
@@ -273,11 +282,44 @@ func (r *Reader) proofAfter(x int64) (proof, error) {
 
 // findProof returns the first whole, valid chunk of log logNum that starts
 // at some offset >= start of block (whose first byte is at file offset
-// blockOff) and records a synced offset above x (and not beyond its own
-// offset), or lies at an offset other than its own. Candidates are found by
-// searching for the log number field; only those with a known type, such
-// offsets and a length that fits pay for a checksum.
+// blockOff) and proves damage at x no torn tail: one where a chunk starts
+// (when start is 0, the block's first chunk and those that follow it at
+// their own offsets) but not at its own offset, or one at its own offset
+// that records a synced offset above x.
 func findProof(block []byte, blockOff int64, start int, logNum uint32, x int64) proof {
+	if start == 0 {
+		if p, ok := chainProof(block, blockOff, logNum, x); ok {
+			return p
+		}
+	}
+	return scanProof(block, blockOff, start, logNum, x)
+}
+
+// chainProof follows the chunks of block from its start while they are
+// valid and at their own offsets, and returns the first that proves damage
+// at x (a moved chunk, or one that records a synced offset above x).
+func chainProof(block []byte, blockOff int64, logNum uint32, x int64) (proof, bool) {
+	for p := 0; p+headerSize <= len(block); {
+		c, ok := validChunk(block, p, logNum)
+		if !ok {
+			return proof{}, false
+		}
+		c.off = blockOff + int64(p)
+		if c.own != uint64(c.off) || c.synced > uint64(x) {
+			c.found = true
+			return c, true
+		}
+		p += headerSize + int(binary.LittleEndian.Uint16(block[p+4:]))
+	}
+	return proof{}, false
+}
+
+// scanProof returns the first whole, valid chunk of log logNum that starts
+// at some offset >= start of block, lies at its own offset and records a
+// synced offset above x. Candidates are found by searching for the log
+// number field; only those with a known type, such offsets and a length
+// that fits pay for a checksum.
+func scanProof(block []byte, blockOff int64, start int, logNum uint32, x int64) proof {
 	var pattern [4]byte
 	binary.LittleEndian.PutUint32(pattern[:], logNum)
 	for p := start; p+headerSize <= len(block); p++ {
@@ -291,16 +333,32 @@ func findProof(block []byte, blockOff int64, start int, logNum uint32, x int64) 
 		}
 		h := block[p:]
 		off := blockOff + int64(p)
-		own := binary.LittleEndian.Uint64(h[11:])
-		synced := binary.LittleEndian.Uint64(h[19:])
-		end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
-		if typ := h[6]; typ < fullChunk || typ > lastChunk || synced > own || end > len(block) ||
-			synced <= uint64(x) && own == uint64(off) {
+		if synced := binary.LittleEndian.Uint64(h[19:]); synced <= uint64(x) || binary.LittleEndian.Uint64(h[11:]) != uint64(off) {
 			continue
 		}
-		if chunkCRC(block[p+6:end]) == binary.LittleEndian.Uint32(h) {
-			return proof{found: true, off: off, own: own, synced: synced}
+		if c, ok := validChunk(block, p, logNum); ok {
+			c.found, c.off = true, off
+			return c
 		}
 	}
 	return proof{}
+}
+
+// validChunk reports whether a whole, valid chunk of log logNum starts at
+// p in block: a known type, a synced offset not beyond the chunk's own, a
+// length that fits the block, a correct checksum. It returns the chunk's
+// offsets (not its position).
+func validChunk(block []byte, p int, logNum uint32) (proof, bool) {
+	if p+headerSize > len(block) {
+		return proof{}, false
+	}
+	h := block[p:]
+	own := binary.LittleEndian.Uint64(h[11:])
+	synced := binary.LittleEndian.Uint64(h[19:])
+	end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
+	if typ := h[6]; typ < fullChunk || typ > lastChunk || binary.LittleEndian.Uint32(h[7:]) != logNum ||
+		synced > own || end > len(block) || chunkCRC(block[p+6:end]) != binary.LittleEndian.Uint32(h) {
+		return proof{}, false
+	}
+	return proof{own: own, synced: synced}, true
 }

@@ -6,9 +6,10 @@
 // them with group commit (Flush): concurrent committers share one write and
 // one sync. A Reader returns the records back, telling a torn tail of the
 // newest log (lost or damaged unsynced bytes, treated as the clean end) from
-// damage to synced bytes (an error wrapping base.ErrCorruption that names
-// the file and offset): every chunk records how much of the log was synced
-// when it was framed.
+// damage (an error wrapping base.ErrCorruption that names the file and
+// offset): every chunk records its own offset, so a chunk moved by a
+// misdirected write is known, and how much of the log was synced when it
+// was framed, so damage to synced bytes is known.
 //
 // # File format
 //
@@ -109,7 +110,7 @@ const (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // chunkCRC is the checksum stored in the chunk whose type byte starts b
-// (b = type, log number, synced offset, payload).
+// (b = type, log number, offset, synced offset, payload).
 func chunkCRC(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
 // ErrClosed is returned by Append after Close.
