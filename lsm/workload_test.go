@@ -279,15 +279,24 @@ func workloadWrites(tx *Txn, p, s int) error {
 
 // checkWorkload checks that the store holds exactly the transactions of
 // each of its parts partitions up to the partition's committed offset,
-// which must lie in [lo[p], hi[p]] (-1: none committed): every key and value
-// by a scan and some by Get, the keys deleted since absent, no rolled-back
-// write, no other offset. It returns the committed offsets.
+// which must lie in [lo[p], hi[p]] (-1: none committed): one scan of the
+// whole store must meet exactly the expected keys with their values, in
+// strictly ascending order, and nothing else (no rolled-back write, no
+// key of another partition); some keys are also read by Get, and the keys
+// deleted since must be absent. No offset but the partitions' may exist.
+// It returns the committed offsets.
 func checkWorkload(db *DB, parts int, lo, hi []int) ([]int, error) {
 	offsets, err := db.CommittedOffsets()
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets: %w", err)
 	}
+	for name := range offsets {
+		if n, err := strconv.Atoi(name); err != nil || n < 0 || n >= parts || workloadOffset(n) != name {
+			return nil, fmt.Errorf("unexpected offset name %q", name)
+		}
+	}
 	got := make([]int, parts)
+	want := make([]map[string][2]int, parts)
 	for p := range parts {
 		o := -1
 		if v, ok := offsets[workloadOffset(p)]; ok {
@@ -297,57 +306,75 @@ func checkWorkload(db *DB, parts int, lo, hi []int) ([]int, error) {
 		if o < lo[p] || o > hi[p] {
 			return got, fmt.Errorf("partition %d: committed offset %d, want it in [%d, %d] (acknowledged, begun)", p, o, lo[p], hi[p])
 		}
-		want := crashExpected(p, o)
-		if err := checkWorkloadScan(db, p, o, want); err != nil {
-			return got, err
-		}
-		if err := checkWorkloadGets(db, p, o, want); err != nil {
-			return got, err
-		}
+		want[p] = crashExpected(p, o)
 	}
-	it, err := db.NewIterator(&IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
-	if err != nil {
+	if err := checkWorkloadScan(db, got, want); err != nil {
 		return got, err
 	}
-	if it.First() {
-		err = fmt.Errorf("rolled-back key %s is present", it.Key())
-	}
-	if err := errors.Join(err, it.Close()); err != nil {
-		return got, err
-	}
-	for name := range offsets {
-		if n, err := strconv.Atoi(name); err != nil || n < 0 || n >= parts || workloadOffset(n) != name {
-			return got, fmt.Errorf("unexpected offset name %q", name)
+	for p := range parts {
+		if err := checkWorkloadGets(db, p, got[p], want[p]); err != nil {
+			return got, err
 		}
 	}
 	return got, nil
 }
 
-// checkWorkloadScan checks that partition p at committed offset o holds
-// exactly the keys want with their values.
-func checkWorkloadScan(db *DB, p, o int, want map[string][2]int) error {
-	it, err := db.NewIterator(&IterOptions{LowerBound: []byte(fmt.Sprintf("d/%d/", p)), UpperBound: []byte(fmt.Sprintf("d/%d0", p))})
+// checkWorkloadScan scans the whole store: it must hold exactly the keys
+// want[p] of each partition p (at committed offset offsets[p]) with their
+// values, in strictly ascending order.
+func checkWorkloadScan(db *DB, offsets []int, want []map[string][2]int) error {
+	it, err := db.NewIterator(nil)
 	if err != nil {
 		return err
 	}
-	got := 0
+	seen := make([]int, len(want))
+	var prev []byte
 	for ok := it.First(); ok && err == nil; ok = it.Next() {
-		k := string(it.Key())
-		switch w, ok := want[k]; {
-		case !ok:
-			err = fmt.Errorf("partition %d at offset %d holds unexpected key %s", p, o, k)
-		case !crashExpectedValue(p, w, it.Value()):
-			err = fmt.Errorf("key %s has a wrong value", k)
+		k := it.Key()
+		var p int
+		var w [2]int
+		switch {
+		case prev != nil && bytes.Compare(prev, k) >= 0:
+			err = fmt.Errorf("the scan went from key %q to %q", prev, k)
+		case bytes.HasPrefix(k, []byte("r/")):
+			err = fmt.Errorf("rolled-back key %s is present", k)
+		default:
+			p, w, ok = workloadKey(k, want)
+			switch {
+			case !ok:
+				err = fmt.Errorf("unexpected key %q (offsets %v)", k, offsets)
+			case !crashExpectedValue(p, w, it.Value()):
+				err = fmt.Errorf("key %s has a wrong value", k)
+			}
+			seen[p]++
 		}
-		got++
+		prev = append(prev[:0], k...)
 	}
 	if err := errors.Join(err, it.Close()); err != nil {
-		return fmt.Errorf("partition %d: %w", p, err)
+		return fmt.Errorf("scan: %w", err)
 	}
-	if got != len(want) {
-		return fmt.Errorf("partition %d at offset %d holds %d of %d keys", p, o, got, len(want))
+	for p, n := range seen {
+		if n != len(want[p]) {
+			return fmt.Errorf("partition %d at offset %d holds %d of %d keys", p, offsets[p], n, len(want[p]))
+		}
 	}
 	return nil
+}
+
+// workloadKey returns the partition of key k and its entry in want, if k
+// is one of the keys want expects.
+func workloadKey(k []byte, want []map[string][2]int) (p int, w [2]int, ok bool) {
+	rest, found := bytes.CutPrefix(k, []byte("d/"))
+	if !found {
+		return 0, w, false
+	}
+	digits, _, found := bytes.Cut(rest, []byte("/"))
+	p, err := strconv.Atoi(string(digits))
+	if !found || err != nil || p < 0 || p >= len(want) {
+		return 0, w, false
+	}
+	w, ok = want[p][string(k)]
+	return p, w, ok
 }
 
 // checkWorkloadGets checks point reads of partition p at committed offset
@@ -375,4 +402,61 @@ func checkWorkloadGets(db *DB, p, o int, want map[string][2]int) error {
 		}
 	}
 	return nil
+}
+
+// TestCheckWorkload feeds checkWorkload a store that holds the workload
+// exactly, then one damaged in each way it must catch.
+func TestCheckWorkload(t *testing.T) {
+	const parts, txns = 2, 20
+	open := func(t *testing.T) *DB {
+		db, err := Open("", &Options{InMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		for p := range parts {
+			for s := range txns {
+				if err := workloadCommit(db, p, s, workloadRollsBack(p, s), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return db
+	}
+	lo, hi := []int{txns - 1, txns - 1}, []int{txns - 1, txns - 1}
+	if _, err := checkWorkload(open(t), parts, lo, hi); err != nil {
+		t.Fatalf("intact store: %v", err)
+	}
+	damage := []struct {
+		name string
+		do   func(db *DB) error
+		lo   []int
+	}{
+		{"stray key", func(db *DB) error { return db.Set([]byte("e/stray"), nil) }, lo},
+		{"key of a third partition", func(db *DB) error { return db.Set([]byte(crashKey(2, 0, 0)), crashValue(2, 0, 0)) }, lo},
+		{"key missing", func(db *DB) error { return db.Delete([]byte(crashKey(1, txns-1, 0))) }, lo},
+		{"deleted key back", func(db *DB) error {
+			d := crashDeletions(txns - 1)[0]
+			return db.Set([]byte(crashKey(0, d, 0)), crashValue(0, d, 0))
+		}, lo},
+		{"wrong value", func(db *DB) error { return db.Set([]byte(crashKey(0, 3, -1)), []byte("9")) }, lo},
+		{"rolled-back key", func(db *DB) error { return db.Set([]byte("r/0/000003"), nil) }, lo},
+		{"offset below the acknowledged", func(db *DB) error { return nil }, []int{txns, txns - 1}},
+		{"unknown offset", func(db *DB) error {
+			tx := db.Begin(nil)
+			tx.SetOffset("x", 1)
+			return tx.Commit()
+		}, lo},
+	}
+	for _, d := range damage {
+		t.Run(d.name, func(t *testing.T) {
+			db := open(t)
+			if err := d.do(db); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := checkWorkload(db, parts, d.lo, []int{txns, txns}); err == nil {
+				t.Fatal("checkWorkload found nothing wrong")
+			}
+		})
+	}
 }
