@@ -5,6 +5,7 @@ package lsm
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -208,13 +209,14 @@ func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Du
 // checks its files once it is idle. It returns the work of the reopen
 // (flushing the replayed memtables, compacting).
 func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) crashWork {
+	before := keepCrashedStore(t, dir)
 	db, err := Open(dir, crashOptions(false))
 	if err != nil {
-		t.Fatalf("cycle %d: reopen: %v", cycle, err)
+		t.Fatalf("cycle %d: reopen: %v%s", cycle, err, saveCrashedStore(dir, before))
 	}
 	defer db.Close()
 	if _, err := checkWorkload(db, crashParts, acked, began); err != nil {
-		t.Fatalf("cycle %d: %v", cycle, err)
+		t.Fatalf("cycle %d: %v%s", cycle, err, saveCrashedStore(dir, before))
 	}
 	checkStoreFilesOpen(t, db)
 	m := db.Metrics()
@@ -225,4 +227,32 @@ func verifyCrashStore(t *testing.T, dir string, cycle int, acked, began []int) c
 		}
 	}
 	return w
+}
+
+// keepCrashedStore copies the store in dir, as the kill left it, to a
+// directory beside it (replacing the last cycle's), and returns its path,
+// so that a failure can keep the state that reopened wrong.
+func keepCrashedStore(t *testing.T, dir string) string {
+	before := dir + ".killed"
+	if err := os.RemoveAll(before); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(before, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	return before
+}
+
+// saveCrashedStore copies the store as the kill left it (before) and as the
+// failed reopen left it (dir) out of the test's temporary directory, and
+// returns a message naming them.
+func saveCrashedStore(dir, before string) string {
+	out, err := os.MkdirTemp("", "strata-crash-failure-")
+	if err == nil {
+		err = errors.Join(os.CopyFS(out+"/killed", os.DirFS(before)), os.CopyFS(out+"/reopened", os.DirFS(dir)))
+	}
+	if err != nil {
+		return fmt.Sprintf(" (the store could not be kept: %v)", err)
+	}
+	return fmt.Sprintf(" (the store as killed and as reopened is kept in %s)", out)
 }
