@@ -127,6 +127,14 @@ func (d *DB) writeFlush(f *flushable, v *manifest.Version) (*manifest.FileMetada
 		out.abort()
 		return nil, err
 	}
+	// Every commit of f was applied before the copy began, so the copy
+	// read every entry. A memtable that grew meanwhile would lose entries
+	// once its WAL is removed: refuse, loudly.
+	if read, n := ci.Stats().In, f.mem.Count(); read != int64(n) {
+		out.abort()
+		return nil, fmt.Errorf("lsm: flushing the memtable of WAL %s: read %d entries of %d: it changed during the flush",
+			logFileName(f.logNum), read, n)
+	}
 	files, err := out.finish()
 	if err != nil || len(files) == 0 {
 		return nil, err
