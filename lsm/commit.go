@@ -65,13 +65,30 @@ type memSlot struct {
 	reserved atomic.Int64
 }
 
-// fits reports whether need more bytes fit in the slot's memtable.
+// fits reports whether need more bytes fit in the slot's memtable. The
+// caller holds d.commit's mutex, so no reservation is added meanwhile.
+//
+// The reservation is read before the memtable: a commit in flight applies
+// to the memtable and only then drops its reservation, so read in this
+// order its bytes are counted at least once. Read the other way round, a
+// commit that applies between the two loads would be counted in neither.
 func (s *memSlot) fits(need int64) bool {
-	return s.mem.Size()+s.reserved.Load()+need <= s.mem.Capacity()
+	reserved := s.reserved.Load()
+	return s.mem.Size()+reserved+need <= s.mem.Capacity()
 }
 
-// unused reports whether no commit has used or reserved the slot.
-func (s *memSlot) unused() bool { return s.mem.Empty() && s.reserved.Load() == 0 }
+// unused reports whether no commit has used or reserved the slot. The
+// caller holds d.commit's mutex. As in fits, the reservation is read
+// first: a commit that applied and dropped its reservation between the two
+// loads of the other order would leave a memtable holding its entries
+// reported unused, and rotateLocked would drop it (bug 13 in
+// docs/RELIABILITY.md).
+func (s *memSlot) unused() bool {
+	if s.reserved.Load() != 0 {
+		return false
+	}
+	return s.mem.Empty()
+}
 
 // maxNodeSize bounds the memtable space one entry takes besides its bytes.
 const maxNodeSize = memtable.MaxNodeSize

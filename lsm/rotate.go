@@ -20,7 +20,9 @@ import (
 func (d *DB) rotateLocked(need int64) error {
 	newMem := newMemTable(d.opts.MemTableSize, need)
 	old, oldLog := d.commit.slot, d.walNum.Load()
-	if !old.unused() && !d.opts.InMemory {
+	// Decided once: the WAL rotation and the memtable's fate must agree.
+	unused := old.unused()
+	if !unused && !d.opts.InMemory {
 		log := d.commit.log
 		d.commit.log = nil
 		if err := closeWAL(log); err != nil {
@@ -33,7 +35,7 @@ func (d *DB) rotateLocked(need int64) error {
 	d.commit.slot = &memSlot{mem: newMem}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old.unused() {
+	if unused {
 		d.installReadStateLocked(append([]*memtable.MemTable{newMem}, d.rs.Load().mems[1:]...))
 		return nil
 	}
