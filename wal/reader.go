@@ -158,51 +158,52 @@ func (r *Reader) nextChunk() (chunk, error) {
 	if r.pos == len(r.block) {
 		return c, nil // clean end
 	}
-	if r.pos+headerSize > len(r.block) {
-		c.bad = "file ends inside a chunk header"
+	if c.bad = chunkProblem(r.block, r.pos, r.logNum); c.bad != "" {
 		return c, nil
 	}
 	h := r.block[r.pos:]
-	length := int(binary.LittleEndian.Uint16(h[4:]))
-	c.typ = h[6]
-	end := r.pos + headerSize + length
-	c.bad = r.checkHeader(h, end)
-	if c.bad == "" && chunkCRC(r.block[r.pos+6:end]) != binary.LittleEndian.Uint32(h) {
-		c.bad = "chunk checksum mismatch"
-	}
-	if own := binary.LittleEndian.Uint64(h[11:]); c.bad == "" && own != uint64(c.off) {
+	if own := binary.LittleEndian.Uint64(h[11:]); own != uint64(c.off) {
 		c.bad, c.moved = fmt.Sprintf("intact chunk of offset %d misplaced", own), true
+		return c, nil
 	}
-	if c.bad == "" {
-		c.payload = r.block[r.pos+headerSize : end]
-		r.pos = end
-	}
+	end := r.pos + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
+	c.typ, c.payload, r.pos = h[6], r.block[r.pos+headerSize:end], end
 	return c, nil
 }
 
 // zeroHeader is a chunk header of zero bytes, as a zero-filled tail holds.
 var zeroHeader [headerSize]byte
 
-// checkHeader returns what is wrong with the chunk header h, which ends at
-// end in the block, short of its checksum, or "" if nothing is.
-func (r *Reader) checkHeader(h []byte, end int) string {
+// chunkProblem returns what is wrong with the chunk of log logNum that
+// starts at p in block (a block of the log, p not in its trailer), or "" if
+// it is whole and valid, its checksum included. Where it lies does not
+// matter here.
+func chunkProblem(block []byte, p int, logNum uint32) string {
+	if p+headerSize > len(block) {
+		return "file ends inside a chunk header"
+	}
+	h := block[p:]
 	typ := h[6]
-	logNum := binary.LittleEndian.Uint32(h[7:])
+	num := binary.LittleEndian.Uint32(h[7:])
 	own := binary.LittleEndian.Uint64(h[11:])
 	synced := binary.LittleEndian.Uint64(h[19:])
+	length := int(binary.LittleEndian.Uint16(h[4:]))
+	end := p + headerSize + length
 	switch {
 	case bytes.Equal(h[:headerSize], zeroHeader[:]):
 		return "zeroed chunk header"
 	case typ < fullChunk || typ > lastChunk:
 		return fmt.Sprintf("invalid chunk type %d", typ)
-	case logNum != r.logNum:
-		return fmt.Sprintf("chunk of log %d in log %d", logNum, r.logNum)
+	case num != logNum:
+		return fmt.Sprintf("chunk of log %d in log %d", num, logNum)
 	case synced > own:
 		return fmt.Sprintf("synced offset %d beyond the chunk's offset %d", synced, own)
 	case end > blockSize:
-		return fmt.Sprintf("chunk length %d overflows its block", end-r.pos-headerSize)
-	case end > len(r.block):
+		return fmt.Sprintf("chunk length %d overflows its block", length)
+	case end > len(block):
 		return "file ends inside a chunk"
+	case chunkCRC(block[p+6:end]) != binary.LittleEndian.Uint32(h):
+		return "chunk checksum mismatch"
 	}
 	return ""
 }
@@ -345,20 +346,12 @@ func scanProof(block []byte, blockOff int64, start int, logNum uint32, x int64) 
 }
 
 // validChunk reports whether a whole, valid chunk of log logNum starts at
-// p in block: a known type, a synced offset not beyond the chunk's own, a
-// length that fits the block, a correct checksum. It returns the chunk's
-// offsets (not its position).
+// p in block (see chunkProblem), and returns the offsets it records (not
+// its position).
 func validChunk(block []byte, p int, logNum uint32) (proof, bool) {
-	if p+headerSize > len(block) {
+	if chunkProblem(block, p, logNum) != "" {
 		return proof{}, false
 	}
 	h := block[p:]
-	own := binary.LittleEndian.Uint64(h[11:])
-	synced := binary.LittleEndian.Uint64(h[19:])
-	end := p + headerSize + int(binary.LittleEndian.Uint16(h[4:]))
-	if typ := h[6]; typ < fullChunk || typ > lastChunk || binary.LittleEndian.Uint32(h[7:]) != logNum ||
-		synced > own || end > len(block) || chunkCRC(block[p+6:end]) != binary.LittleEndian.Uint32(h) {
-		return proof{}, false
-	}
-	return proof{own: own, synced: synced}, true
+	return proof{own: binary.LittleEndian.Uint64(h[11:]), synced: binary.LittleEndian.Uint64(h[19:])}, true
 }
