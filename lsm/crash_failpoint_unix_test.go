@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -347,25 +346,14 @@ type fpOutcome struct {
 // finished without reaching it.
 func (r *fpRun) runChild(role, name string, n int, seed uint64, noSync bool) fpOutcome {
 	t := r.t
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashFailpointChild$", "-test.v=false")
-	cmd.Env = append(fpEnviron(), fpRoleEnv+"="+role, fpDirEnv+"="+r.dir,
-		fpSeedEnv+"="+strconv.FormatUint(seed, 10), fpSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync],
-		fpStateEnv+"="+fpFormatState(r.acked, r.began), failpoint.EnvVar+"="+name+"@"+strconv.Itoa(n))
 	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.ExtraFiles = []*os.File{pw}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
+	cmd, pr := startChild(t, "TestCrashFailpointChild", append(fpEnviron(), fpRoleEnv+"="+role, fpDirEnv+"="+r.dir,
+		fpSeedEnv+"="+strconv.FormatUint(seed, 10), fpSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync],
+		fpStateEnv+"="+fpFormatState(r.acked, r.began), failpoint.EnvVar+"="+name+"@"+strconv.Itoa(n)), &output)
 	hung := time.AfterFunc(fpChildLimit, func() { cmd.Process.Kill() })
 	work, ended, failed := r.readAcks(pr)
 	pr.Close()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if !hung.Stop() {
 		t.Fatalf("%s: the %s child ran for more than %s; its output:\n%s", r.last, role, fpChildLimit, output.String())
 	}

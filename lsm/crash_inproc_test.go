@@ -39,8 +39,9 @@ func TestCrashInProcess(t *testing.T) {
 	}
 	for cycle := range cycles {
 		mem = crashInProcessCycle(t, mem, rng, cycle, acked, began)
-		db, err := Open("db", &Options{FS: mem, MemTableSize: 96 << 10, L0CompactionThreshold: 2,
-			TargetFileSize: 64 << 10, LevelBaseBytes: 128 << 10, LevelMultiplier: 2, MaxManifestFileSize: 16 << 10})
+		o := crashOptions(false)
+		o.FS = mem
+		db, err := Open("db", o)
 		if err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -152,20 +153,9 @@ func (w crashWork) String() string {
 // partition. It returns the work the child last reported (at most 10ms
 // before the kill).
 func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Duration, acked, began []int) crashWork {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), crashRoleEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10),
-		crashSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync])
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.ExtraFiles = []*os.File{pw}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
+	cmd, pr := startChild(t, "TestCrashChild", append(os.Environ(), crashRoleEnv+"="+dir,
+		crashSeedEnv+"="+strconv.FormatUint(seed, 10), crashSyncEnv+"="+map[bool]string{true: "1", false: "0"}[noSync]), &stderr)
 	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
 	work := crashWork{deepest: -1}
 	failed := ""
@@ -194,7 +184,7 @@ func runCrashChild(t *testing.T, dir string, seed uint64, noSync bool, d time.Du
 		}
 	}
 	pr.Close()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	timer.Stop()
 	if failed != "" {
 		t.Fatalf("child: %s; its stderr:\n%s", failed, stderr.String())
@@ -255,4 +245,23 @@ func saveCrashedStore(dir, before string) string {
 		return fmt.Sprintf(" (the store could not be kept: %v)", err)
 	}
 	return fmt.Sprintf(" (the store as killed and as reopened is kept in %s)", out)
+}
+
+// startChild starts this test binary running only the test named test,
+// with environment env, its output to out, and a pipe as file descriptor 3
+// for its reports, whose read end it returns.
+func startChild(t *testing.T, test string, env []string, out io.Writer) (*exec.Cmd, *os.File) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v=false")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{pw}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	return cmd, pr
 }
