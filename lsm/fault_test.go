@@ -101,7 +101,7 @@ func TestErrorInjection(t *testing.T) {
 			}
 			for _, n := range faultPicks(census[c], m.perKind, rng) {
 				what := fmt.Sprintf("%s at %s %s #%d", m.name, c.file, c.kind, n)
-				if injectFault(t, what, faultInjector(c, n, m.err, m.persistent), cov) {
+				if _, ok := injectFault(t, what, faultInjector(c, n, m.err, m.persistent), cov); ok {
 					reported++
 				}
 				runs++
@@ -113,6 +113,45 @@ func TestErrorInjection(t *testing.T) {
 	if m := cov.missing(); len(m) > 0 {
 		t.Errorf("no injected error hit: %s", strings.Join(m, ", "))
 	}
+}
+
+// faultRandomSeeds is the number of runs TestRandomErrors makes at each
+// failure probability.
+var faultRandomSeeds = flag.Int("fault.random", 20,
+	"TestRandomErrors: runs per failure probability (1000 nightly)")
+
+// TestRandomErrors fails each filesystem op of the workload with a
+// probability p of 0.001, 0.01 and 0.05 (TESTPLAN S3's nightly), so that a
+// run may see several errors: in a commit and then in the Close that
+// follows it, in a flush and then in the compaction Close waits for, in
+// recovery after an error. Writes fail half with a short write (ENOSPC),
+// half with EIO; every other op with EIO. The checks are
+// TestErrorInjection's, for every error injected: it reaches the caller
+// unless the op may fail quietly, nothing is acknowledged after a WAL
+// failed, and the reopened store holds every acknowledged commit and no
+// stray file. -fault.random N sets the runs per probability.
+func TestRandomErrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 0))
+	cov := newFaultCoverage()
+	for _, p := range []float64{1e-3, 1e-2, 5e-2} {
+		runs, reported, injected := 0, 0, 0
+		for range *faultRandomSeeds {
+			s := rng.Int64()
+			// The same hash of s and the op decides both: below p/2 a
+			// write is short, from p/2 to p it fails with EIO.
+			inj := errorfs.Any(
+				errorfs.OnKinds(errorfs.Randomly(p/2, s, errorfs.ShortWrite{Err: errorfs.ErrNoSpace}), errorfs.OpWrite),
+				errorfs.Randomly(p, s, errorfs.ErrInjected))
+			n, ok := injectFault(t, fmt.Sprintf("p=%g hash seed %d", p, s), inj, cov)
+			runs++
+			injected += n
+			if ok {
+				reported++
+			}
+		}
+		t.Logf("p=%g: %d runs, %d errors injected, %d runs saw one", p, runs, injected, reported)
+	}
+	t.Logf("first error of each run:%s", cov)
 }
 
 // faultInjector fails the n-th op (from 0) of target's kind with err and,
@@ -132,25 +171,22 @@ func faultInjector(target faultTarget, n int, err error, persistent bool) errorf
 }
 
 // injectFault runs the workload with inj and checks the outcome; what
-// names the run in failures. It records the op that failed in cov and
-// reports whether the error reached the caller.
-func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCoverage) bool {
+// names the run in failures. It records the first op that failed in cov
+// and returns how many ops inj failed and whether an error reached the
+// caller.
+func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCoverage) (injected int, reported bool) {
 	t.Helper()
 	var (
-		mu        sync.Mutex
-		fired     *errorfs.Op
-		firedLog  *faultLog // of the DB open when the error fired
-		firedDone int64     // the compactions it had logged by then
-		// firedClean: the op that failed closed a file with nothing
-		// unsynced; unsynced tells the files written since last synced.
-		firedClean bool
-		unsynced   = map[string]bool{}
-		walFailed  atomic.Pointer[faultLog]
-		r          *faultRun
+		mu       sync.Mutex
+		fired    []firedOp
+		unsynced = map[string]bool{} // the files written since last synced
+		// walFailed is the DB open when a write or sync of a WAL failed.
+		walFailed atomic.Pointer[faultLog]
+		r         *faultRun
 	)
 	// Flushes and compactions run in the background, so the operations of
 	// two runs need not come in the same order: what matters is the
-	// operation that actually failed.
+	// operations that actually failed.
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
 		err := inj.MaybeError(op)
 		mu.Lock()
@@ -164,13 +200,10 @@ func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCove
 			}
 			return nil
 		}
-		if fired == nil {
-			fired, firedLog = &op, r.log.Load()
-			firedDone = firedLog.compactions.Load()
-			firedClean = op.Kind == errorfs.OpClose && !unsynced[op.Path]
-			if faultFileKind(op.Path) == "log" && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync) {
-				walFailed.Store(firedLog)
-			}
+		l := r.log.Load()
+		fired = append(fired, firedOp{op, l, l.compactions.Load(), op.Kind == errorfs.OpClose && !unsynced[op.Path]})
+		if faultFileKind(op.Path) == "log" && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync) {
+			walFailed.CompareAndSwap(nil, l)
 		}
 		return err
 	}))
@@ -193,16 +226,43 @@ func injectFault(t *testing.T, what string, inj errorfs.Injector, cov *faultCove
 	case ackedAfterFailure.Load() > 0:
 		t.Fatalf("%s: commit %d was acknowledged after the WAL failed", what, ackedAfterFailure.Load()-1)
 	}
-	if fired != nil {
-		cov.add(*fired, r.failedIn)
-		if err == nil && !quietlyFailable(*fired, firedClean, firedLog.compactions.Load() == firedDone) {
-			t.Fatalf("%s (%s): the injected error was swallowed; the log:%s", what, fired, r.events())
+	if len(fired) > 0 {
+		cov.add(fired[0].op, r.failedIn)
+	}
+	if err == nil {
+		for _, f := range fired {
+			if !quietlyFailable(f.op, f.clean, f.log.compactions.Load() == f.done) {
+				t.Fatalf("%s (%s): the injected error was swallowed; the log:%s", what, f.op, r.events())
+			}
 		}
 	}
 	if err := verifyFaultStore(mem, cfg, r.acked); err != nil {
-		t.Fatalf("%s (acked %v, failed %v): %v", what, r.acked, fired, err)
+		t.Fatalf("%s (acked %v, failed %v): %v", what, r.acked, firedOps(fired), err)
 	}
-	return err != nil
+	return len(fired), err != nil
+}
+
+// firedOp is an op that failed: the DB open when it did, the compactions
+// that DB had logged by then, and whether the op closed a file with nothing
+// unsynced.
+type firedOp struct {
+	op    errorfs.Op
+	log   *faultLog
+	done  int64
+	clean bool
+}
+
+// firedOps formats the first few failed ops for a failure report.
+func firedOps(fired []firedOp) string {
+	var parts []string
+	for i, f := range fired {
+		if i == 8 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(fired)-i))
+			break
+		}
+		parts = append(parts, f.op.String())
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
 }
 
 // quietlyFailable reports whether the store may carry on without reporting
