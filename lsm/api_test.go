@@ -264,6 +264,9 @@ func TestBadInput(t *testing.T) {
 	if _, err := d.Get([]byte("kept")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
+	if got, err := d.AppendValue([]byte("dst"), []byte("kept")); !errors.Is(err, ErrClosed) || string(got) != "dst" {
+		t.Fatalf("AppendValue after Close: %q, %v", got, err)
+	}
 	if err := d.Set([]byte("x"), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Set after Close: %v", err)
 	}

@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -152,11 +153,15 @@ type modelRun struct {
 	snaps []modelSnap
 	t     modelTB
 	rng   *rand.Rand
-	db    *DB
-	dir   string
-	opts  *Options
-	m     model
-	keys  int
+	// gets counts the Gets checked; it chooses Get or AppendValue (see
+	// checkGet) without drawing from rng, so that a seed makes the same
+	// operations as before AppendValue was checked.
+	gets uint64
+	db   *DB
+	dir  string
+	opts *Options
+	m    model
+	keys int
 	// iters are iterators kept open across steps (flushes, compactions,
 	// commits), each checked against the view it was made with.
 	iters []heldIter
@@ -508,9 +513,31 @@ func (r *modelRun) checkAll(what string) {
 	r.checkOffsets(what)
 }
 
+// checkGet compares rd's value of k with view. Readers that have an
+// AppendValue method are read with it every other Get, into a buffer that
+// already holds 0-3 bytes, which must be kept in front of the value (and
+// alone when k is missing).
 func (r *modelRun) checkGet(what string, rd Reader, k string, view map[string]string) {
 	r.t.Helper()
-	v, err := rd.Get([]byte(k))
+	var (
+		v   []byte
+		err error
+	)
+	if a, ok := rd.(interface {
+		AppendValue(dst, key []byte) ([]byte, error)
+	}); ok && r.gets%2 == 1 {
+		prefix := []byte("dst")[:r.gets/2%4]
+		dst := append(make([]byte, 0, len(prefix)+int(r.gets%64)), prefix...)
+		what += " AppendValue"
+		v, err = a.AppendValue(dst, []byte(k))
+		if !bytes.HasPrefix(v, prefix) || err != nil && len(v) != len(prefix) {
+			r.t.Fatalf("%s %q into %q: got %.20q, %v", what, k, prefix, v, err)
+		}
+		v = v[len(prefix):]
+	} else {
+		v, err = rd.Get([]byte(k))
+	}
+	r.gets++
 	want, ok := view[k]
 	switch {
 	case !ok && !errors.Is(err, ErrNotFound):

@@ -97,6 +97,17 @@ func (s *Snapshot) Get(key []byte) ([]byte, error) {
 	return copyValue(s.db.getAt(key, s.seq))
 }
 
+// AppendValue appends key's value as of the snapshot to dst and returns
+// the extended slice, or ErrNotFound. With room in dst it allocates
+// nothing.
+func (s *Snapshot) AppendValue(dst, key []byte) ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return dst, err
+	}
+	v, err := s.db.getAt(key, s.seq)
+	return appendValue(dst, v, err)
+}
+
 // NewIterator returns an iterator over the snapshot's data.
 func (s *Snapshot) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := s.usable(); err != nil {

@@ -54,6 +54,9 @@ func TestSnapshot(t *testing.T) {
 	if _, err := s.NewIterator(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("NewIterator on a closed snapshot: %v", err)
 	}
+	if got, err := s.AppendValue([]byte("dst"), []byte("a")); !errors.Is(err, ErrClosed) || string(got) != "dst" {
+		t.Fatalf("AppendValue on a closed snapshot: %q, %v", got, err)
+	}
 	s2, _ := d.NewSnapshot()
 	d.Close()
 	if _, err := s2.Get([]byte("a")); !errors.Is(err, ErrClosed) {
