@@ -254,17 +254,9 @@ func (o *outputs) abort() {
 // of them are written to level-0 tables (held in memory for an in-memory
 // store).
 func (d *DB) Flush() error {
-	if err := d.writable(); err != nil {
+	if err := d.rotateForFlush(); err != nil {
 		return err
 	}
-	d.commit.Lock()
-	if !d.commit.slot.unused() {
-		if err := d.rotateLocked(0); err != nil {
-			d.commit.Unlock()
-			return d.fail(err)
-		}
-	}
-	d.commit.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for len(d.mu.imm) > 0 {
@@ -272,6 +264,27 @@ func (d *DB) Flush() error {
 			return err
 		}
 		d.mu.cond.Wait()
+	}
+	return nil
+}
+
+// rotateForFlush rotates the memtable unless it is unused. As in enqueue,
+// the store is checked under d.commit's mutex (a check before taking it
+// would let Close, or another writer's failed rotation, come in between and
+// leave no memtable or no WAL to rotate), and a failed rotation turns the
+// store read-only before the mutex is released, so that no writer finds
+// the WAL it closed gone without the store having failed.
+func (d *DB) rotateForFlush() error {
+	d.commit.Lock()
+	defer d.commit.Unlock()
+	if err := d.writable(); err != nil {
+		return err
+	}
+	if d.commit.slot.unused() {
+		return nil
+	}
+	if err := d.rotateLocked(0); err != nil {
+		return d.fail(err)
 	}
 	return nil
 }

@@ -180,16 +180,18 @@ type snapshotNamespace struct {
 }
 
 func (r snapshotNamespace) Get(key []byte) ([]byte, error) {
-	if err := r.s.usable(); err != nil {
+	if err := r.s.hold(); err != nil {
 		return nil, err
 	}
+	defer r.s.mu.RUnlock()
 	return copyValue(r.ns.get(key, r.s.seq))
 }
 
 func (r snapshotNamespace) NewIterator(o *IterOptions) (*Iterator, error) {
-	if err := r.s.usable(); err != nil {
+	if err := r.s.hold(); err != nil {
 		return nil, err
 	}
+	defer r.s.mu.RUnlock()
 	if err := r.ns.usable(); err != nil {
 		return nil, err
 	}

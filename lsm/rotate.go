@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"errors"
 	"time"
 
 	"github.com/stratadb/strata/memtable"
@@ -24,6 +25,11 @@ func (d *DB) rotateLocked(need int64) error {
 	unused := old.unused()
 	if !unused && !d.opts.InMemory {
 		log := d.commit.log
+		if log == nil {
+			// A rotation failed before: the store is read-only, and
+			// every caller checks that first under d.commit's mutex.
+			return errors.New("lsm: rotation without a WAL (a rotation failed before)")
+		}
 		d.commit.log = nil
 		if err := closeWAL(log); err != nil {
 			return err

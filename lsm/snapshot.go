@@ -14,9 +14,13 @@ import (
 // until Close, so close it when done. A Snapshot is safe for concurrent use.
 // After Close, or after the DB is closed, its methods return ErrClosed.
 type Snapshot struct {
-	db     *DB
-	seq    base.SeqNum
-	mu     sync.Mutex
+	db  *DB
+	seq base.SeqNum
+	// mu is held for reading by every read from its check of closed until
+	// it has loaded what it reads (a Get) or built its iterator, and for
+	// writing by Close: a read racing Close either fails with ErrClosed or
+	// reads with seq still pinned, never versions compaction dropped.
+	mu     sync.RWMutex
 	closed bool
 }
 
@@ -75,25 +79,30 @@ func (d *DB) NewSnapshot() (*Snapshot, error) {
 	return &Snapshot{db: d, seq: d.snapshots.pin(&d.visibleSeq)}, nil
 }
 
-// usable returns why s cannot be read, if it cannot.
-func (s *Snapshot) usable() error {
+// hold read-locks s.mu for a read and returns nil, or returns why s
+// cannot be read, with s.mu unlocked. After a nil return the caller calls
+// s.mu.RUnlock once it has read.
+func (s *Snapshot) hold() error {
 	if s == nil {
 		return ErrClosed
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrClosed
+	s.mu.RLock()
+	err := s.db.check()
+	if s.closed {
+		err = ErrClosed
 	}
-	return s.db.check()
+	if err != nil {
+		s.mu.RUnlock()
+	}
+	return err
 }
 
 // Get returns a copy of key's value as of the snapshot, or ErrNotFound.
 func (s *Snapshot) Get(key []byte) ([]byte, error) {
-	if err := s.usable(); err != nil {
+	if err := s.hold(); err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	return copyValue(s.db.getAt(key, s.seq))
 }
 
@@ -101,18 +110,21 @@ func (s *Snapshot) Get(key []byte) ([]byte, error) {
 // the extended slice, or ErrNotFound. With room in dst it allocates
 // nothing.
 func (s *Snapshot) AppendValue(dst, key []byte) ([]byte, error) {
-	if err := s.usable(); err != nil {
+	if err := s.hold(); err != nil {
 		return dst, err
 	}
+	defer s.mu.RUnlock()
 	v, err := s.db.getAt(key, s.seq)
 	return appendValue(dst, v, err)
 }
 
-// NewIterator returns an iterator over the snapshot's data.
+// NewIterator returns an iterator over the snapshot's data. The iterator
+// keeps reading the snapshot's data after the snapshot is closed.
 func (s *Snapshot) NewIterator(o *IterOptions) (*Iterator, error) {
-	if err := s.usable(); err != nil {
+	if err := s.hold(); err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	return s.db.newIterator(base.DefaultNamespace, o, nil, s.seq), nil
 }
 
