@@ -27,7 +27,22 @@ func (d *DB) readAt(snap base.SeqNum) base.SeqNum {
 // tables newest first, then one table per deeper level. Table values are
 // never reused and memtable values never change, so the result may alias
 // them after the read state is released.
+//
+// A read that meets Close returns ErrClosed, whatever it found: Close sets
+// closed before it installs its final read state, which has no memtables,
+// and before it closes the table cache, so a read that loaded that state
+// or lost its tables sees closed once done (bug 16 in docs/RELIABILITY.md:
+// it answered ErrNotFound, or an older value, for a key in the memtable).
 func (d *DB) getCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([]byte, error) {
+	v, err := d.lookupCommitted(ns, pkey, snap)
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	return v, err
+}
+
+// lookupCommitted is getCommitted on the read state installed now.
+func (d *DB) lookupCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([]byte, error) {
 	rs := d.loadReadState()
 	defer rs.unref()
 	if rs.version.IsDropped(ns) {

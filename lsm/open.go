@@ -168,6 +168,9 @@ func (d *DB) listStore() (storeFiles, error) {
 			sf.manifests = append(sf.manifests, n)
 		} else if name == manifest.CurrentName {
 			sf.current = true
+		} else if n, ok = parseNumbered(name, logSuffix+salvagedSuffix); ok {
+			// A WAL salvage set aside: its number is never given out
+			// again, so a later salvage never overwrites the copy.
 		}
 		if ok {
 			sf.maxNum = max(sf.maxNum, n)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stratadb/strata/internal/vfs"
 )
 
 // TestSalvage damages the middle of a WAL: Open fails with ErrCorruption,
@@ -61,5 +63,30 @@ func TestSalvage(t *testing.T) {
 	d = openTest(t, dir, nil)
 	if got, _ := d.CommittedOffset("p"); got != off || len(d.Salvaged()) != 0 {
 		t.Fatalf("reopened at offset %d, report %v", got, d.Salvaged())
+	}
+}
+
+// TestSalvagedNumbersNotReused checks that the number of a WAL set aside by
+// salvage is never given out again, even when the WAL itself is gone and no
+// manifest recorded a number above it (a crash right after the salvage):
+// a later salvage of a WAL with the same number would overwrite the copy
+// of the commits the first one dropped.
+func TestSalvagedNumbersNotReused(t *testing.T) {
+	fs := vfs.NewMem()
+	d, err := Open("db", &Options{FS: fs})
+	must(t, err)
+	must(t, d.Set([]byte("k"), []byte("v")))
+	must(t, d.Close())
+	aside := logFileName(900) + salvagedSuffix
+	must(t, vfs.WriteFile(fs, fs.PathJoin("db", aside), []byte("dropped commits")))
+	d, err = Open("db", &Options{FS: fs})
+	must(t, err)
+	defer d.Close()
+	if n := d.walNum.Load(); n <= 900 {
+		t.Fatalf("the new WAL is %s, at or below the salvaged %s", logFileName(n), aside)
+	}
+	b, err := vfs.ReadFile(fs, fs.PathJoin("db", aside))
+	if err != nil || string(b) != "dropped commits" {
+		t.Fatalf("the salvaged copy: %q, %v", b, err)
 	}
 }
