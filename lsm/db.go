@@ -60,7 +60,7 @@ type DB struct {
 		cond     sync.Cond
 		current  *manifest.Version
 		state    manifest.State
-		manifest *manifest.Writer // nil for an in-memory store
+		manifest *manifest.Writer // nil once closed (an in-memory store has one on its memory filesystem)
 		// imm are the full memtables waiting to be flushed, oldest first.
 		imm []*flushable
 		// activeLog is the WAL of the active memtable.

@@ -20,7 +20,9 @@ var (
 	// ErrTxnTooLarge is returned by a write that would take the open
 	// transactions of a DB past Options.MaxUncommittedBytes times
 	// Options.HardLimitFactor. The write is not applied; the transaction
-	// stays as it was.
+	// stays as it was. Commit returns it for a transaction too large for
+	// one memtable (about 4 GiB with its index): the transaction then
+	// ends, nothing of it is recorded, and the DB stays writable.
 	ErrTxnTooLarge = errors.New("lsm: uncommitted data would exceed the hard memory limit")
 	// ErrCorruption marks damaged on-disk data; the error names the file and
 	// offset.
@@ -39,4 +41,9 @@ var (
 	// ErrNamespaceDropped is returned by the methods of a Namespace that
 	// has been dropped.
 	ErrNamespaceDropped = errors.New("lsm: namespace dropped")
+
+	// ErrForeignNamespace is returned by the views Txn.In and Snapshot.In
+	// make of a Namespace that belongs to another DB than the transaction
+	// or snapshot.
+	ErrForeignNamespace = errors.New("lsm: namespace of another DB")
 )

@@ -254,6 +254,9 @@ func (o *outputs) abort() {
 // of them are written to level-0 tables (held in memory for an in-memory
 // store).
 func (d *DB) Flush() error {
+	if err := d.check(); err != nil { // a nil DB has no mutex to take
+		return err
+	}
 	if err := d.rotateForFlush(); err != nil {
 		return err
 	}

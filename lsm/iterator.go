@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/stratadb/strata/internal/base"
@@ -55,18 +56,29 @@ func (it *Iterator) visible(seq base.SeqNum) bool {
 	return seq <= it.snap || seq >= overlaySeqBase
 }
 
-// usable reports whether the iterator may move; it records why not.
+// usable reports whether the iterator may move; it records why not. Every
+// positioning call checks it, so an iterator stops with ErrClosed at its
+// first move after the DB closed.
 func (it *Iterator) usable() bool {
+	if !it.closed && it.err == nil && it.db.closed.Load() {
+		it.err = ErrClosed
+	}
 	if it.closed || it.err != nil {
 		it.valid = false
 		return false
 	}
-	if it.db.closed.Load() {
-		it.err = ErrClosed
-		it.valid = false
-		return false
-	}
 	return true
+}
+
+// setErr records err, from a source, as the iterator's error. Once the DB
+// is closed, an error other than corruption is ErrClosed: the table cache
+// closes with the DB, so it is what a table the closed cache would not
+// open reads as.
+func (it *Iterator) setErr(err error) {
+	if err != nil && !errors.Is(err, ErrCorruption) && it.db.closed.Load() {
+		err = ErrClosed
+	}
+	it.err = err
 }
 
 // First moves to the first key of the view.
@@ -111,13 +123,10 @@ func (it *Iterator) SeekLT(key []byte) bool {
 
 // Next moves to the next key.
 func (it *Iterator) Next() bool {
-	if !it.valid {
+	if !it.valid || !it.usable() {
 		return false
 	}
 	if it.reverse {
-		if !it.usable() {
-			return false
-		}
 		it.merge.SeekGE(it.key)
 	}
 	it.skipVersions(it.key)
@@ -140,13 +149,10 @@ func (it *Iterator) checkedNext() bool {
 
 // Prev moves to the previous key.
 func (it *Iterator) Prev() bool {
-	if !it.valid {
+	if !it.valid || !it.usable() {
 		return false
 	}
 	if !it.reverse {
-		if !it.usable() {
-			return false
-		}
 		it.merge.SeekLT(it.key)
 	}
 	return it.findPrev()
@@ -221,7 +227,7 @@ func (it *Iterator) findNext() bool {
 		return true
 	}
 	it.valid = false
-	it.err = m.Error()
+	it.setErr(m.Error())
 	return false
 }
 
@@ -247,7 +253,8 @@ func (it *Iterator) findPrev() bool {
 		m.Prev()
 	}
 	if err := m.Error(); err != nil {
-		it.err, it.valid = err, false
+		it.setErr(err)
+		it.valid = false
 		return false
 	}
 	if !have || kind != base.KindSet {

@@ -170,7 +170,9 @@ func (ns *Namespace) NewIterator(o *IterOptions) (*Iterator, error) {
 	return ns.db.newIterator(ns.id, o, nil, seqLatest), nil
 }
 
-// In returns a reader of the namespace as of the snapshot.
+// In returns a reader of the namespace as of the snapshot. ns must belong
+// to the snapshot's DB: the reader of another DB's namespace returns
+// ErrForeignNamespace.
 func (s *Snapshot) In(ns *Namespace) Reader { return snapshotNamespace{s, ns} }
 
 // snapshotNamespace reads a namespace as of a snapshot.
@@ -184,6 +186,9 @@ func (r snapshotNamespace) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer r.s.mu.RUnlock()
+	if r.ns != nil && r.ns.db != r.s.db {
+		return nil, ErrForeignNamespace
+	}
 	return copyValue(r.ns.get(key, r.s.seq))
 }
 
@@ -194,6 +199,9 @@ func (r snapshotNamespace) NewIterator(o *IterOptions) (*Iterator, error) {
 	defer r.s.mu.RUnlock()
 	if err := r.ns.usable(); err != nil {
 		return nil, err
+	}
+	if r.ns.db != r.s.db {
+		return nil, ErrForeignNamespace
 	}
 	return r.s.db.newIterator(r.ns.id, o, nil, r.s.seq), nil
 }
@@ -210,12 +218,26 @@ type TxnNamespace struct {
 
 var _ Reader = TxnNamespace{}
 
-// In returns the transaction's view of namespace ns.
+// In returns the transaction's view of namespace ns. ns must belong to the
+// transaction's DB: the view of another DB's namespace returns
+// ErrForeignNamespace.
 func (t *Txn) In(ns *Namespace) TxnNamespace { return TxnNamespace{t, ns} }
+
+// usable returns why the view cannot be used, if it cannot: the
+// namespace's state, then whether it belongs to the transaction's DB.
+func (tn TxnNamespace) usable() error {
+	if err := tn.ns.usable(); err != nil {
+		return err
+	}
+	if tn.t != nil && tn.ns.db != tn.t.db {
+		return ErrForeignNamespace
+	}
+	return nil
+}
 
 // Get returns a copy of key's value as the transaction sees it.
 func (tn TxnNamespace) Get(key []byte) ([]byte, error) {
-	if err := tn.ns.usable(); err != nil {
+	if err := tn.usable(); err != nil {
 		return nil, err
 	}
 	return copyValue(tn.t.getIn(tn.ns.id, key))
@@ -223,7 +245,7 @@ func (tn TxnNamespace) Get(key []byte) ([]byte, error) {
 
 // AppendValue appends key's value as the transaction sees it to dst.
 func (tn TxnNamespace) AppendValue(dst, key []byte) ([]byte, error) {
-	if err := tn.ns.usable(); err != nil {
+	if err := tn.usable(); err != nil {
 		return dst, err
 	}
 	v, err := tn.t.getIn(tn.ns.id, key)
@@ -232,7 +254,7 @@ func (tn TxnNamespace) AppendValue(dst, key []byte) ([]byte, error) {
 
 // Set writes key = value in the namespace, in the transaction.
 func (tn TxnNamespace) Set(key, value []byte) error {
-	if err := tn.ns.usable(); err != nil {
+	if err := tn.usable(); err != nil {
 		return err
 	}
 	return tn.t.writeIn(tn.ns.id, base.KindSet, key, value)
@@ -240,7 +262,7 @@ func (tn TxnNamespace) Set(key, value []byte) error {
 
 // Delete removes key from the namespace, in the transaction.
 func (tn TxnNamespace) Delete(key []byte) error {
-	if err := tn.ns.usable(); err != nil {
+	if err := tn.usable(); err != nil {
 		return err
 	}
 	return tn.t.writeIn(tn.ns.id, base.KindDelete, key, nil)
@@ -252,7 +274,7 @@ func (tn TxnNamespace) NewIterator(o *IterOptions) (*Iterator, error) {
 	if err := tn.t.usable(); err != nil {
 		return nil, err
 	}
-	if err := tn.ns.usable(); err != nil {
+	if err := tn.usable(); err != nil {
 		return nil, err
 	}
 	return tn.t.db.newIterator(tn.ns.id, o, []*txn.Overlay{tn.t.ov}, seqLatest), nil

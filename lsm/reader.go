@@ -139,7 +139,7 @@ func (it *Iterator) addTables() {
 		}
 		t, err := it.tables.addTable(f)
 		if err != nil {
-			it.err = err
+			it.setErr(err)
 			return
 		}
 		it.srcs = append(it.srcs, t)

@@ -176,10 +176,11 @@ func (t *Txn) NewIterator(o *IterOptions) (*Iterator, error) {
 // Commit makes the transaction's writes and offsets durable and visible, all
 // at once, as one WAL record. When it returns nil the transaction survives a
 // crash of the process and, unless the DB or the transaction was opened
-// with NoSync, a power cut. If it returns an error, the transaction may or
-// may not have been recorded (as with any I/O failure); the DB then refuses
-// further writes until it is reopened. A transaction with no writes commits
-// at once with no I/O.
+// with NoSync, a power cut. If it returns an I/O error, the transaction may
+// or may not have been recorded; the DB then refuses further writes until it
+// is reopened. ErrTxnTooLarge means that nothing of it was recorded and the
+// DB stays writable. A transaction with no writes commits at once with no
+// I/O. The transaction has ended once Commit returns, whatever the result.
 func (t *Txn) Commit() error {
 	if t == nil || t.done {
 		return ErrTxnDone
