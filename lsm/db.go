@@ -233,6 +233,7 @@ func (d *DB) Close() error {
 	d.mu.closed = true
 	d.mu.Unlock()
 	err = errors.Join(err, d.tables.Close(), d.lock.Close())
+	d.cache.Clear() // the cache is the DB's own; a read still finishing may re-add a block
 	if p := d.readOnly.Load(); p != nil && err == nil {
 		err = fmt.Errorf("%w: %w", ErrReadOnly, *p)
 	}

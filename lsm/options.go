@@ -27,7 +27,11 @@ type Options struct {
 
 	// MemTableSize is the size in bytes at which the active memtable is
 	// rotated into a new WAL file. A single commit larger than it gets a
-	// memtable of its own. The default value is 64 MiB.
+	// memtable of its own. The default value is 64 MiB. Each memtable
+	// allocates its index arena of this size up front, and the batches it
+	// keeps live beside it, so a memtable can hold up to about twice this
+	// size in memory (see memtable.New), for up to
+	// MemTableStopWritesThreshold memtables at once.
 	MemTableSize int64
 
 	// MaxUncommittedBytes is the soft limit of the bytes held by all open

@@ -83,7 +83,10 @@ type writer struct {
 
 // New returns an empty memtable whose node arena plus retained buffers may
 // take up to capacity bytes. The arena is allocated once, up front, with
-// min(capacity, about 4 GiB) bytes (the OS supplies the pages lazily).
+// min(capacity, about 4 GiB) bytes. Pages fresh from the OS are supplied
+// lazily, but memory the Go heap reuses (a flushed memtable's) is zeroed,
+// and so resident, in full; the retained buffers live outside the arena,
+// so a full memtable of large values can hold up to about twice capacity.
 // A capacity too small to hold the skiplist's two sentinel nodes is raised to
 // that minimum (248 bytes).
 func New(capacity int64) *MemTable {

@@ -139,6 +139,29 @@ func (c *Cache) set(k cacheKey, v []byte) {
 	}
 }
 
+// Clear drops every cached block, for a store that closes: the blocks
+// that iterators or Get results still hold stay valid. Blocks set after it
+// are cached as usual. It may be called concurrently with the other
+// methods, and on a nil Cache.
+func (c *Cache) Clear() {
+	if c == nil {
+		return
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for e := s.mu.lru.next; e != &s.mu.lru; {
+			next := e.next
+			e.value, e.prev, e.next = nil, nil, nil
+			e = next
+		}
+		s.mu.m = make(map[cacheKey]*cacheEntry)
+		s.mu.lru.prev, s.mu.lru.next = &s.mu.lru, &s.mu.lru
+		s.mu.size = 0
+		s.mu.Unlock()
+	}
+}
+
 func (s *cacheShard) unlinkLocked(e *cacheEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }

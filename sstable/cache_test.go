@@ -55,6 +55,33 @@ func TestCacheLRU(t *testing.T) {
 	}
 }
 
+// TestCacheClear checks that Clear drops every block, leaves the blocks
+// handed out intact, and that the cache works as before afterwards.
+func TestCacheClear(t *testing.T) {
+	c := NewCache(64 << 20)
+	key := func(i uint64) cacheKey { return cacheKey{id: 1, fileNum: i, offset: 4096 * i} }
+	for i := range uint64(100) {
+		c.set(key(i), block(key(i), 1000))
+	}
+	held, _ := c.get(key(7))
+	c.Clear()
+	if m := c.Metrics(); m.Count != 0 || m.Size != 0 {
+		t.Fatalf("after Clear: %+v", m)
+	}
+	if _, ok := c.get(key(7)); ok {
+		t.Fatal("a block survived Clear")
+	}
+	if !bytes.Equal(held, block(key(7), 1000)) {
+		t.Fatal("Clear changed a block handed out")
+	}
+	c.set(key(1), block(key(1), 1000))
+	if b, ok := c.get(key(1)); !ok || !bytes.Equal(b, block(key(1), 1000)) || c.Metrics().Count != 1 {
+		t.Fatal("the cache does not work after Clear")
+	}
+	var nilCache *Cache
+	nilCache.Clear()
+}
+
 // TestCacheNil checks that a nil or empty cache caches nothing.
 func TestCacheNil(t *testing.T) {
 	var c *Cache
