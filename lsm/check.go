@@ -63,12 +63,18 @@ func (r *CheckReport) problemf(format string, args ...any) {
 //
 // It returns the report and, if it found any problem, an error wrapping
 // ErrCorruption; other errors (the lock, listing the directory) are
-// returned as they are.
+// returned as they are, and a directory holding no store file at all is
+// ErrNotAStore.
 func Check(dirname string, opts *Options) (*CheckReport, error) {
 	o := opts.withDefaults()
 	d := &DB{dirname: dirname, opts: o, fs: o.FS}
 	if _, err := d.fs.Stat(dirname); err != nil {
 		return nil, fmt.Errorf("lsm: check %s: %w", dirname, err)
+	}
+	// Before the lock, which creates LOCK: a directory holding none of a
+	// store's files is left as it is.
+	if sf, err := d.listStore(); err == nil && !sf.current && len(sf.manifests)+len(sf.logs)+len(sf.tables) == 0 {
+		return nil, fmt.Errorf("lsm: check %s: %w", dirname, ErrNotAStore)
 	}
 	lock, err := d.fs.Lock(d.path(lockFileName))
 	if err != nil {

@@ -195,3 +195,17 @@ func TestCheckReportsInconsistencies(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckLeavesNonStoreAlone checks that Check of a directory holding no
+// store says so and leaves it as it was: it created LOCK there (bug 26).
+func TestCheckLeavesNonStoreAlone(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644))
+	if _, err := Check(dir, nil); !errors.Is(err, ErrNotAStore) {
+		t.Fatalf("Check of a directory without a store: %v, want ErrNotAStore", err)
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("Check changed the directory: %v, %v", names, err)
+	}
+}

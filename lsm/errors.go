@@ -46,4 +46,8 @@ var (
 	// make of a Namespace that belongs to another DB than the transaction
 	// or snapshot.
 	ErrForeignNamespace = errors.New("lsm: namespace of another DB")
+
+	// ErrNotAStore is returned by Check for a directory that holds none of
+	// a store's files (no CURRENT, manifest, WAL or table).
+	ErrNotAStore = errors.New("lsm: not a strata store (no CURRENT, manifest, WAL or table)")
 )

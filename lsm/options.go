@@ -80,8 +80,8 @@ type Options struct {
 	// value is 4 MiB.
 	TargetFileSize int64
 
-	// BlockSize is the size of a table's data blocks before compression.
-	// The default value is 4 KiB.
+	// BlockSize is the size of a table's data blocks before compression,
+	// at most 64 MiB. The default value is 4 KiB.
 	BlockSize int
 
 	// Compression is the codec of the tables' blocks. The default value is
@@ -89,8 +89,8 @@ type Options struct {
 	Compression Compression
 
 	// BloomBitsPerKey sizes the Bloom filter of each table; a negative
-	// value writes tables without a filter. The default value is 10 (about
-	// 1% false positives).
+	// value writes tables without a filter; at most 1000. The default value
+	// is 10 (about 1% false positives).
 	BloomBitsPerKey int
 
 	// BlockCacheSize is the memory, in bytes, of the cache of decoded data
@@ -214,8 +214,20 @@ func (o *Options) validate() error {
 		return fmt.Errorf("lsm: Options.L0SlowdownWritesThreshold %d is below L0CompactionThreshold %d", o.L0SlowdownWritesThreshold, o.L0CompactionThreshold)
 	case o.L0StopWritesThreshold < o.L0SlowdownWritesThreshold:
 		return fmt.Errorf("lsm: Options.L0StopWritesThreshold %d is below L0SlowdownWritesThreshold %d", o.L0StopWritesThreshold, o.L0SlowdownWritesThreshold)
-	case o.DelayedWriteRate < 1, o.LevelBaseBytes < 1, o.TargetFileSize < 1, o.BlockCacheSize < 0, o.MaxManifestFileSize < 1:
-		return fmt.Errorf("lsm: Options.DelayedWriteRate, LevelBaseBytes, TargetFileSize, BlockCacheSize and MaxManifestFileSize must be positive")
+	case o.DelayedWriteRate < 1:
+		return fmt.Errorf("lsm: Options.DelayedWriteRate %d is not positive", o.DelayedWriteRate)
+	case o.LevelBaseBytes < 1:
+		return fmt.Errorf("lsm: Options.LevelBaseBytes %d is not positive", o.LevelBaseBytes)
+	case o.TargetFileSize < 1:
+		return fmt.Errorf("lsm: Options.TargetFileSize %d is not positive", o.TargetFileSize)
+	case o.BlockCacheSize < 0:
+		return fmt.Errorf("lsm: Options.BlockCacheSize %d is negative", o.BlockCacheSize)
+	case o.MaxManifestFileSize < 1:
+		return fmt.Errorf("lsm: Options.MaxManifestFileSize %d is not positive", o.MaxManifestFileSize)
+	case o.BlockSize > 64<<20:
+		return fmt.Errorf("lsm: Options.BlockSize %d is above 64 MiB", o.BlockSize)
+	case o.BloomBitsPerKey > 1000:
+		return fmt.Errorf("lsm: Options.BloomBitsPerKey %d is above 1000", o.BloomBitsPerKey)
 	case o.LevelMultiplier < 2:
 		return fmt.Errorf("lsm: Options.LevelMultiplier %d is below 2", o.LevelMultiplier)
 	case o.MaxOpenTables < 1:

@@ -190,7 +190,7 @@ func (d *DB) rollManifestLocked() error {
 	}
 	d.stats.manifestRolls.Add(1)
 	failpoint.Hit(failpoint.ManifestRollAfterCreate)
-	if err := old.Close(); err != nil {
+	if err := old.Abandon(); err != nil {
 		d.opts.Logger.Warn("closing the old manifest failed", "file", manifest.FileName(old.FileNum()), "error", err)
 	}
 	d.removeFile(manifest.FileName(old.FileNum()))

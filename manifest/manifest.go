@@ -30,7 +30,8 @@ type NewRecordReader func(f vfs.File, fileNum uint64, name string) RecordReader
 
 // Replay applies every edit of a manifest log, from an empty version and a
 // zero State, and returns the version (holding one reference) and the
-// state. It fails with an error wrapping base.ErrCorruption if the log
+// state; empty records (the sync marker Writer.Close appends) are
+// skipped. It fails with an error wrapping base.ErrCorruption if the log
 // holds no edit, if an edit does not decode or does not apply (see
 // Builder.Apply, State.Apply), or if the result is inconsistent (see
 // Validate); a read error of r is returned wrapped. Errors name the
@@ -38,20 +39,24 @@ type NewRecordReader func(f vfs.File, fileNum uint64, name string) RecordReader
 func Replay(r RecordReader) (*Version, State, error) {
 	b := NewBuilder(nil)
 	var s State
-	n := 0
-	for ; ; n++ {
+	edits := 0
+	for n := 0; ; n++ {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil && len(rec) == 0 {
+			continue // the sync marker Close appends
+		}
 		if err == nil {
 			err = replayOne(b, &s, rec)
+			edits++
 		}
 		if err != nil {
 			return nil, State{}, fmt.Errorf("manifest: record %d: %w", n, err)
 		}
 	}
-	if n == 0 {
+	if edits == 0 {
 		return nil, State{}, base.CorruptionErrorf("manifest: holds no version edit")
 	}
 	v, err := b.Build()
@@ -59,7 +64,7 @@ func Replay(r RecordReader) (*Version, State, error) {
 		err = Validate(v, s)
 	}
 	if err != nil {
-		return nil, State{}, fmt.Errorf("manifest: after %d records: %w", n, err)
+		return nil, State{}, fmt.Errorf("manifest: after %d edits: %w", edits, err)
 	}
 	return v, s, nil
 }

@@ -118,15 +118,30 @@ func (w *Writer) ShouldRoll(maxSize int64) bool {
 	return w.err != nil || w.size >= max(maxSize, 2*w.snapshotSize)
 }
 
-// Close closes the record writer (which syncs what it holds) and the file.
-// It is idempotent: later calls return nil. A Writer that is poisoned still
-// closes its file; the error is then its record writer's.
-func (w *Writer) Close() error {
+// Close appends an empty record, the sync marker, and closes the record
+// writer (which syncs what it holds) and the file. The marker's framing
+// records that every edit before it is durable, so that damage to the last
+// edit of a manifest closed cleanly reads as corruption, not as the torn
+// tail a crash leaves (a crash never leaves a marker). It is idempotent:
+// later calls return nil. A Writer that is poisoned appends no marker and
+// still closes its file; the error is then its record writer's.
+func (w *Writer) Close() error { return w.close(true) }
+
+// Abandon closes the file like Close, but without the sync marker: for a
+// manifest the engine is about to remove, having made another one current.
+// It spares the marker's write and sync.
+func (w *Writer) Abandon() error { return w.close(false) }
+
+func (w *Writer) close(marker bool) error {
 	if w.closed {
 		return nil
 	}
 	w.closed = true
-	if err := w.rw.Close(); err != nil {
+	var err error
+	if marker && w.err == nil && w.size > 0 {
+		_, err = w.rw.Append(nil)
+	}
+	if err = errors.Join(err, w.rw.Close()); err != nil {
 		return fmt.Errorf("manifest: %s: close: %w", FileName(w.fileNum), err)
 	}
 	return nil

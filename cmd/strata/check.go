@@ -22,6 +22,9 @@ file is left that the store does not use. Exits 1 if it finds a problem.
 `)
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() != 1 {

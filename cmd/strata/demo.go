@@ -35,10 +35,29 @@ type demoConfig struct {
 	keep       bool
 }
 
+// validate checks the flags, and that no argument follows them.
+func (c *demoConfig) validate(args []string) error {
+	switch {
+	case len(args) > 0:
+		return fmt.Errorf("demo: unexpected argument %q (the store directory is -dir)", args[0])
+	case c.partitions < 1:
+		return errors.New("demo: -partitions must be positive")
+	case c.records < 1:
+		return errors.New("demo: -records must be positive")
+	case c.keys < 1:
+		return errors.New("demo: -keys must be positive")
+	case c.batch < 1:
+		return errors.New("demo: -batch must be positive")
+	case c.killAt < 0 || c.killAt > 1:
+		return errors.New("demo: -kill-at must be in [0, 1]")
+	}
+	return nil
+}
+
 func demo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	var c demoConfig
-	fs.StringVar(&c.dir, "dir", "", "store directory (default: a new temporary directory)")
+	fs.StringVar(&c.dir, "dir", "", "store directory, new or empty (default: a new temporary directory)")
 	fs.IntVar(&c.partitions, "partitions", 4, "changelog partitions")
 	fs.IntVar(&c.records, "records", 100000, "records per partition")
 	fs.IntVar(&c.keys, "keys", 50000, "distinct keys")
@@ -50,16 +69,15 @@ func demo(args []string) error {
 	if os.Getenv(demoChildEnv) != "" {
 		return runProcessor(c)
 	}
-	if c.dir == "" {
-		d, err := os.MkdirTemp("", "strata-demo-")
-		if err != nil {
-			return err
-		}
-		c.dir = d
+	if err := c.validate(fs.Args()); err != nil {
+		return err
 	}
-	if !c.keep {
-		defer os.RemoveAll(c.dir)
+	dir, cleanup, err := workDir(c.dir, "strata-demo-", c.keep)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
+	c.dir = dir
+	defer cleanup()
 	total := c.partitions * c.records
 	fmt.Printf("strata demo: %d partitions x %d records over %d keys, %d records per transaction, store %s\n",
 		c.partitions, c.records, c.keys, c.batch, c.dir)

@@ -213,21 +213,14 @@ func loadAverage() string {
 }
 
 // prepareDir makes c.dir a new or empty directory and returns what removes
-// it at the end (nothing with -keep).
+// the store at the end (see workDir).
 func prepareDir(c *scaleConfig) (func(), error) {
-	if c.dir == "" {
-		d, err := os.MkdirTemp("", "strata-scale-")
-		if err != nil {
-			return nil, err
-		}
-		c.dir = d
-	} else if names, err := os.ReadDir(c.dir); err == nil && len(names) > 0 {
-		return nil, fmt.Errorf("scale: %s is not empty; remove it or choose another -dir", c.dir)
+	dir, cleanup, err := workDir(c.dir, "strata-scale-", c.keep)
+	if err != nil {
+		return nil, fmt.Errorf("scale: %w", err)
 	}
-	if c.keep {
-		return func() {}, nil
-	}
-	return func() { os.RemoveAll(c.dir) }, nil
+	c.dir = dir
+	return cleanup, nil
 }
 
 // reopen opens the killed store, timing Open and counting the WAL it
