@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -37,7 +38,12 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
-		os.Exit(1)
+		code := 1
+		var e exitError
+		if errors.As(err, &e) {
+			code = e.code
+		}
+		os.Exit(code)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,40 @@ func TestDemoRejectsBadFlags(t *testing.T) {
 func TestCheckHelp(t *testing.T) {
 	if err := check([]string{"-h"}); err != nil {
 		t.Fatalf("check -h: %v", err)
+	}
+}
+
+// TestCheckExitCodes checks that check tells a damaged store (1) from a
+// usage error (2) and a store it could not check (3).
+func TestCheckExitCodes(t *testing.T) {
+	code := func(err error) int {
+		var e exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &e):
+			return e.code
+		}
+		return 1
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 2},
+		{[]string{dir}, 3}, // not a store
+		{[]string{filepath.Join(dir, "missing")}, 3}, // no such directory
+		{[]string{filepath.Join(dir, "a"), "b"}, 2},  // two directories
+	} {
+		if got := code(check(c.args)); got != c.want {
+			t.Errorf("check %v: exit %d, want %d", c.args, got, c.want)
+		}
+	}
+	// A damaged store: a CURRENT naming no manifest.
+	must(t, os.WriteFile(filepath.Join(dir, "CURRENT"), []byte("MANIFEST-000009\n"), 0o644))
+	if got := code(check([]string{dir})); got != 1 {
+		t.Errorf("check of a damaged store: exit %d, want 1", got)
 	}
 }
 
