@@ -101,10 +101,6 @@ func waitBlockedIn(t *testing.T, fn string) {
 	}
 }
 
-// blockedIn reports whether some goroutine's stack shows fn blocked on a
-// sync.Mutex, looking up to tries times.
-func blockedIn(fn string, tries int) bool { return stackShows(tries, fn, "sync.(*Mutex).lockSlow") }
-
 // stackShows reports whether the stack of some goroutine holds every one of
 // parts, looking up to tries times.
 func stackShows(tries int, parts ...string) bool {
@@ -121,35 +117,47 @@ func stackShows(tries int, parts ...string) bool {
 	return false
 }
 
+// openGated opens a store on a memory filesystem whose WAL syncs g
+// blocks once armed, and commits one key: the memtable is in use.
+func openGated(t *testing.T) (*DB, *syncGate) {
+	t.Helper()
+	g := newSyncGate()
+	d, err := Open("db", &Options{FS: errorfs.Wrap(vfs.NewMem(), g), DisableAutomaticCompactions: true, MemTableSize: 64 << 10})
+	must(t, err)
+	must(t, d.Set([]byte("x"), []byte("acknowledged")))
+	return d, g
+}
+
+// goRecovering runs fn on a goroutine of its own and sends its result on
+// the channel returned; a panic of fn is stored in panicked, and nil sent.
+func goRecovering(fn func() error) (result chan error, panicked *atomic.Value) {
+	result, panicked = make(chan error, 1), new(atomic.Value)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked.Store(fmt.Sprintf("%v\n%s", r, debug.Stack()))
+				result <- nil
+			}
+		}()
+		result <- fn()
+	}()
+	return result, panicked
+}
+
 // TestFlushAfterFailedRotation: DB.Flush checked writable() before it
 // took d.commit's mutex. A rotation that fails (here: the old WAL's
 // closing sync fails) leaves d.commit.log nil and turns the DB read-only,
 // but a Flush already past its writable() check then took the mutex,
 // found the memtable in use, and rotateLocked called closeWAL(nil).
 func TestFlushAfterFailedRotation(t *testing.T) {
-	mem := vfs.NewMem()
-	g := newSyncGate()
-	fs := errorfs.Wrap(mem, g)
-	d, err := Open("db", &Options{FS: fs, DisableAutomaticCompactions: true, MemTableSize: 64 << 10})
-	must(t, err)
 	// Not closed on failure: the panicking Flush held d.commit's mutex,
 	// so Close would wait for it forever.
-	must(t, d.Set([]byte("x"), []byte("acknowledged")))
+	d, g := openGated(t)
 	g.armed.Store(true)
 	errE := make(chan error, 1)
 	go func() { errE <- d.Set([]byte("big"), make([]byte, 80<<10)) }() // rotates; blocks in the old WAL's sync
 	<-g.entered
-	var panicked atomic.Value
-	errF := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				panicked.Store(fmt.Sprintf("%v\n%s", r, debug.Stack()))
-				errF <- nil
-			}
-		}()
-		errF <- d.Flush()
-	}()
+	errF, panicked := goRecovering(d.Flush)
 	waitBlockedIn(t, "lsm.(*DB).Flush")
 	g.armed.Store(false)
 	g.release <- errors.New("injected sync failure")
@@ -170,28 +178,13 @@ func TestFlushAfterFailedRotation(t *testing.T) {
 // the failed rotation cleared. The test holds d.mu so that Flush's d.fail
 // waits, which only widens the window.
 func TestCommitAfterFlushFailedRotation(t *testing.T) {
-	mem := vfs.NewMem()
-	g := newSyncGate()
-	fs := errorfs.Wrap(mem, g)
-	d, err := Open("db", &Options{FS: fs, DisableAutomaticCompactions: true, MemTableSize: 64 << 10})
-	must(t, err)
 	// Not closed on failure: the panicking commit held d.commit's mutex.
-	must(t, d.Set([]byte("x"), []byte("acknowledged")))
+	d, g := openGated(t)
 	g.armed.Store(true)
 	errF := make(chan error, 1)
 	go func() { errF <- d.Flush() }() // rotates; blocks in the old WAL's closing sync
 	<-g.entered
-	var panicked atomic.Value
-	errE := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				panicked.Store(fmt.Sprintf("%v\n%s", r, debug.Stack()))
-				errE <- nil
-			}
-		}()
-		errE <- d.Set([]byte("big"), make([]byte, 80<<10))
-	}()
+	errE, panicked := goRecovering(func() error { return d.Set([]byte("big"), make([]byte, 80<<10)) })
 	waitBlockedIn(t, "lsm.(*DB).enqueue")
 	d.mu.Lock()
 	g.armed.Store(false)
@@ -200,12 +193,12 @@ func TestCommitAfterFlushFailedRotation(t *testing.T) {
 	// The commit reaches stallLocked (and d.mu) only if Flush released
 	// d.commit's mutex before d.fail: the bug. Once fixed, it stays in
 	// enqueue, behind Flush.
-	blockedIn("lsm.(*DB).stallLocked", 2000)
+	stackShows(2000, "lsm.(*DB).stallLocked", "sync.(*Mutex).lockSlow")
 	d.mu.Unlock()
 	if err := <-errF; err == nil {
 		t.Fatal("Flush succeeded")
 	}
-	err = <-errE
+	err := <-errE
 	if p := panicked.Load(); p != nil {
 		t.Fatalf("a commit after Flush's failed rotation panicked: %v", p)
 	}

@@ -58,30 +58,8 @@ var g1cTxns = flag.Int("g1c.txns", 0,
 
 // TestIsolationG1c runs the G1c workload on disk and in memory.
 func TestIsolationG1c(t *testing.T) {
-	n := *g1cTxns
-	switch {
-	case n > 0:
-	case testing.Short():
-		n = 500
-	default:
-		n = 3000
-	}
-	t.Run("disk", func(t *testing.T) {
-		runG1c(t, t.TempDir(), &Options{
-			NoSync:                true,
-			MemTableSize:          64 << 10,
-			L0CompactionThreshold: 2,
-			TargetFileSize:        8 << 10,
-			LevelBaseBytes:        32 << 10,
-			LevelMultiplier:       2,
-			BlockSize:             1 << 10,
-			BlockCacheSize:        64 << 10,
-			MaxOpenTables:         8,
-		}, n)
-	})
-	t.Run("memory", func(t *testing.T) {
-		runG1c(t, "", &Options{InMemory: true, MemTableSize: 64 << 10, L0CompactionThreshold: 2}, n)
-	})
+	n := historySize(*g1cTxns, 500, 3000)
+	onBusyStores(t, true, func(t *testing.T, dir string, o *Options) { runG1c(t, dir, o, n) })
 }
 
 // g1cRun is the state shared by the workers and the observer of one run.

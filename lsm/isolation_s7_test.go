@@ -100,31 +100,8 @@ var s7Txns = flag.Int("s7.txns", 0, "transactions per writer of TestIsolationS7 
 // TestIsolationS7 runs TESTPLAN S7 on disk (flushes and compactions running
 // throughout) and in memory.
 func TestIsolationS7(t *testing.T) {
-	txns := *s7Txns
-	switch {
-	case txns > 0:
-	case testing.Short():
-		txns = 30
-	default:
-		txns = 60
-	}
-	t.Run("disk", func(t *testing.T) {
-		dir := t.TempDir()
-		runS7(t, dir, &Options{
-			NoSync:                true,
-			MemTableSize:          64 << 10,
-			L0CompactionThreshold: 2,
-			TargetFileSize:        8 << 10,
-			LevelBaseBytes:        32 << 10,
-			LevelMultiplier:       2,
-			BlockSize:             1 << 10,
-			BlockCacheSize:        64 << 10,
-			MaxOpenTables:         8,
-		}, txns)
-	})
-	t.Run("memory", func(t *testing.T) {
-		runS7(t, "", &Options{InMemory: true, MemTableSize: 64 << 10}, txns)
-	})
+	txns := historySize(*s7Txns, 30, 60)
+	onBusyStores(t, true, func(t *testing.T, dir string, o *Options) { runS7(t, dir, o, txns) })
 }
 
 func runS7(t *testing.T, dir string, o *Options, txns int) {

@@ -155,3 +155,36 @@ func TestReadUncommittedLatestWriteWins(t *testing.T) {
 		t.Fatalf("scan %q", got)
 	}
 }
+
+// historySize returns the size of a concurrent history: the flag's value
+// if set, else short with -short, else def.
+func historySize(flagValue, short, def int) int {
+	switch {
+	case flagValue > 0:
+		return flagValue
+	case testing.Short():
+		return short
+	}
+	return def
+}
+
+// onBusyStores runs run on disk, on a store so small that flushes and
+// compactions run all the time (synced unless noSync), and in memory.
+func onBusyStores(t *testing.T, noSync bool, run func(t *testing.T, dir string, o *Options)) {
+	t.Run("disk", func(t *testing.T) {
+		run(t, t.TempDir(), &Options{
+			NoSync:                noSync,
+			MemTableSize:          64 << 10,
+			L0CompactionThreshold: 2,
+			TargetFileSize:        8 << 10,
+			LevelBaseBytes:        32 << 10,
+			LevelMultiplier:       2,
+			BlockSize:             1 << 10,
+			BlockCacheSize:        64 << 10,
+			MaxOpenTables:         8,
+		})
+	})
+	t.Run("memory", func(t *testing.T) {
+		run(t, "", &Options{InMemory: true, MemTableSize: 64 << 10, L0CompactionThreshold: 2})
+	})
+}

@@ -91,29 +91,8 @@ var linOps = flag.Int("lin.ops", 0,
 // TestLinearizable runs the workload on disk and in memory and checks that
 // each key's history is linearizable.
 func TestLinearizable(t *testing.T) {
-	n := *linOps
-	switch {
-	case n > 0:
-	case testing.Short():
-		n = 1500
-	default:
-		n = 4000
-	}
-	t.Run("disk", func(t *testing.T) {
-		runLin(t, t.TempDir(), &Options{
-			MemTableSize:          64 << 10,
-			L0CompactionThreshold: 2,
-			TargetFileSize:        8 << 10,
-			LevelBaseBytes:        32 << 10,
-			LevelMultiplier:       2,
-			BlockSize:             1 << 10,
-			BlockCacheSize:        64 << 10,
-			MaxOpenTables:         8,
-		}, n)
-	})
-	t.Run("memory", func(t *testing.T) {
-		runLin(t, "", &Options{InMemory: true, MemTableSize: 64 << 10, L0CompactionThreshold: 2}, n)
-	})
+	n := historySize(*linOps, 1500, 4000)
+	onBusyStores(t, false, func(t *testing.T, dir string, o *Options) { runLin(t, dir, o, n) })
 }
 
 type linKind uint8

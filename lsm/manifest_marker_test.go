@@ -1,11 +1,16 @@
 package lsm
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stratadb/strata/manifest"
+	"github.com/stratadb/strata/wal"
 )
 
 // Regression tests for bugs 23 and 24 (docs/RELIABILITY.md), found by a
@@ -36,20 +41,9 @@ func TestManifestLastEditDamageDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Damage the last byte of the manifest: the payload of its last record,
-	// the creation of "orders" (synced when Namespace returned).
-	names, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
-	if len(names) != 1 {
-		t.Fatalf("manifests: %v", names)
-	}
-	b, err := os.ReadFile(names[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-1] ^= 0xff
-	if err := os.WriteFile(names[0], b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// Damage the last byte of the creation of "orders" (synced when
+	// Namespace returned), the manifest's last edit.
+	damageLastManifestEdit(t, dir)
 
 	db, err = Open(dir, nil)
 	if err != nil {
@@ -70,6 +64,40 @@ func TestManifestLastEditDamageDetected(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(db.Namespaces(), ","), "orders") {
 		t.Errorf("namespace %q, created durably, is gone after the reopen (no error)", "orders")
+	}
+}
+
+// damageLastManifestEdit flips the last byte of the last edit of the
+// store's one manifest: the byte before the sync marker that Close
+// appends, where there is one.
+func damageLastManifestEdit(t *testing.T, dir string) {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	if len(names) != 1 {
+		t.Fatalf("manifests: %v", names)
+	}
+	b, err := os.ReadFile(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, _ := manifest.ParseFileName(filepath.Base(names[0]))
+	r := wal.NewReader(bytes.NewReader(b), num, names[0], true)
+	var end int64
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec) > 0 {
+			end = r.Offset()
+		}
+	}
+	b[end-1] ^= 0xff
+	if err := os.WriteFile(names[0], b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -101,15 +129,7 @@ func TestManifestLastEditDamageKeepsDrop(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	names, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
-	b, err := os.ReadFile(names[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-1] ^= 0xff
-	if err := os.WriteFile(names[0], b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageLastManifestEdit(t, dir)
 	db, err = Open(dir, nil)
 	if err != nil {
 		if errors.Is(err, ErrCorruption) {

@@ -123,6 +123,25 @@ func (ns *Namespace) usable() error {
 	return nil
 }
 
+// usableIn returns why the namespace cannot be used by a transaction or
+// snapshot of DB d, if it cannot: its own state, then whether it belongs
+// to d (see foreignTo).
+func (ns *Namespace) usableIn(d *DB) error {
+	if err := ns.usable(); err != nil {
+		return err
+	}
+	return ns.foreignTo(d)
+}
+
+// foreignTo returns ErrForeignNamespace if the namespace belongs to another
+// DB than d (a nil namespace or d: not known, nil).
+func (ns *Namespace) foreignTo(d *DB) error {
+	if ns != nil && d != nil && ns.db != d {
+		return ErrForeignNamespace
+	}
+	return nil
+}
+
 // key returns key prefixed with the namespace's id, in buf.
 func (ns *Namespace) key(buf []byte, key []byte) []byte { return prefixKey(buf, ns.id, key) }
 
@@ -186,8 +205,8 @@ func (r snapshotNamespace) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer r.s.mu.RUnlock()
-	if r.ns != nil && r.ns.db != r.s.db {
-		return nil, ErrForeignNamespace
+	if err := r.ns.foreignTo(r.s.db); err != nil { // get checks the rest
+		return nil, err
 	}
 	return copyValue(r.ns.get(key, r.s.seq))
 }
@@ -197,11 +216,8 @@ func (r snapshotNamespace) NewIterator(o *IterOptions) (*Iterator, error) {
 		return nil, err
 	}
 	defer r.s.mu.RUnlock()
-	if err := r.ns.usable(); err != nil {
+	if err := r.ns.usableIn(r.s.db); err != nil {
 		return nil, err
-	}
-	if r.ns.db != r.s.db {
-		return nil, ErrForeignNamespace
 	}
 	return r.s.db.newIterator(r.ns.id, o, nil, r.s.seq), nil
 }
@@ -223,16 +239,15 @@ var _ Reader = TxnNamespace{}
 // ErrForeignNamespace.
 func (t *Txn) In(ns *Namespace) TxnNamespace { return TxnNamespace{t, ns} }
 
-// usable returns why the view cannot be used, if it cannot: the
-// namespace's state, then whether it belongs to the transaction's DB.
+// usable returns why the view cannot be used, if it cannot (see
+// Namespace.usableIn); a finished or nil transaction reports itself when
+// used.
 func (tn TxnNamespace) usable() error {
-	if err := tn.ns.usable(); err != nil {
-		return err
+	var d *DB
+	if tn.t != nil {
+		d = tn.t.db
 	}
-	if tn.t != nil && tn.ns.db != tn.t.db {
-		return ErrForeignNamespace
-	}
-	return nil
+	return tn.ns.usableIn(d)
 }
 
 // Get returns a copy of key's value as the transaction sees it.

@@ -224,10 +224,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("lsm: Options.BlockCacheSize %d is negative", o.BlockCacheSize)
 	case o.MaxManifestFileSize < 1:
 		return fmt.Errorf("lsm: Options.MaxManifestFileSize %d is not positive", o.MaxManifestFileSize)
-	case o.BlockSize > 64<<20:
-		return fmt.Errorf("lsm: Options.BlockSize %d is above 64 MiB", o.BlockSize)
-	case o.BloomBitsPerKey > 1000:
-		return fmt.Errorf("lsm: Options.BloomBitsPerKey %d is above 1000", o.BloomBitsPerKey)
+	case o.BlockSize > sstable.MaxBlockSize:
+		return fmt.Errorf("lsm: Options.BlockSize %d is above %d", o.BlockSize, sstable.MaxBlockSize)
+	case o.BloomBitsPerKey > sstable.MaxFilterBitsPerKey:
+		return fmt.Errorf("lsm: Options.BloomBitsPerKey %d is above %d", o.BloomBitsPerKey, sstable.MaxFilterBitsPerKey)
 	case o.LevelMultiplier < 2:
 		return fmt.Errorf("lsm: Options.LevelMultiplier %d is below 2", o.LevelMultiplier)
 	case o.MaxOpenTables < 1:

@@ -150,11 +150,6 @@ func (c *Cache) Clear() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for e := s.mu.lru.next; e != &s.mu.lru; {
-			next := e.next
-			e.value, e.prev, e.next = nil, nil, nil
-			e = next
-		}
 		s.mu.m = make(map[cacheKey]*cacheEntry)
 		s.mu.lru.prev, s.mu.lru.next = &s.mu.lru, &s.mu.lru
 		s.mu.size = 0

@@ -65,8 +65,11 @@ type WriterOptions struct {
 	FilterBitsPerKey int
 }
 
-// maxBlockSize bounds WriterOptions.BlockSize.
-const maxBlockSize = 64 << 20
+// The bounds of WriterOptions.BlockSize and FilterBitsPerKey.
+const (
+	MaxBlockSize        = 64 << 20
+	MaxFilterBitsPerKey = 1000
+)
 
 // withDefaults returns o with its zero fields set to their defaults, or an
 // error if a field is invalid.
@@ -81,14 +84,14 @@ func (o WriterOptions) withDefaults() (WriterOptions, error) {
 		o.FilterBitsPerKey = 10
 	}
 	switch {
-	case o.BlockSize < 0 || o.BlockSize > maxBlockSize:
-		return o, fmt.Errorf("sstable: BlockSize %d is outside 1..%d", o.BlockSize, maxBlockSize)
+	case o.BlockSize < 0 || o.BlockSize > MaxBlockSize:
+		return o, fmt.Errorf("sstable: BlockSize %d is outside 1..%d", o.BlockSize, MaxBlockSize)
 	case o.BlockRestartInterval < 0:
 		return o, fmt.Errorf("sstable: negative BlockRestartInterval %d", o.BlockRestartInterval)
 	case o.Compression > ZstdCompression:
 		return o, fmt.Errorf("sstable: unknown %s", o.Compression)
-	case o.FilterBitsPerKey > 1000:
-		return o, fmt.Errorf("sstable: FilterBitsPerKey %d is above 1000", o.FilterBitsPerKey)
+	case o.FilterBitsPerKey > MaxFilterBitsPerKey:
+		return o, fmt.Errorf("sstable: FilterBitsPerKey %d is above %d", o.FilterBitsPerKey, MaxFilterBitsPerKey)
 	}
 	return o, nil
 }

@@ -87,7 +87,7 @@ func TestWriterIOErrors(t *testing.T) {
 // TestWriterOptions checks option validation.
 func TestWriterOptions(t *testing.T) {
 	for _, o := range []WriterOptions{
-		{BlockSize: -1}, {BlockSize: maxBlockSize + 1}, {BlockRestartInterval: -2},
+		{BlockSize: -1}, {BlockSize: MaxBlockSize + 1}, {BlockRestartInterval: -2},
 		{Compression: ZstdCompression + 1}, {FilterBitsPerKey: 1001},
 	} {
 		w := NewWriter(&memFile{}, 1, o)

@@ -167,10 +167,11 @@ func runScale(c scaleConfig, out io.Writer) (*scaleResult, error) {
 	if c.seed == 0 {
 		c.seed = time.Now().UnixNano()
 	}
-	cleanup, err := prepareDir(&c)
+	dir, cleanup, err := workDir(c.dir, "strata-scale-", c.keep)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scale: %w", err)
 	}
+	c.dir = dir
 	defer cleanup()
 	fmt.Fprintf(out, "strata scale: %d keys of %d bytes with %d-byte values, %d writes per transaction, %s commits, store %s, seed %d, load average %s\n",
 		c.keys, scaleKeySize, c.valueSize, c.batch, map[bool]string{false: "synced", true: "unsynced"}[c.noSync], c.dir, c.seed, loadAverage())
@@ -210,17 +211,6 @@ func loadAverage() string {
 		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
-}
-
-// prepareDir makes c.dir a new or empty directory and returns what removes
-// the store at the end (see workDir).
-func prepareDir(c *scaleConfig) (func(), error) {
-	dir, cleanup, err := workDir(c.dir, "strata-scale-", c.keep)
-	if err != nil {
-		return nil, fmt.Errorf("scale: %w", err)
-	}
-	c.dir = dir
-	return cleanup, nil
 }
 
 // reopen opens the killed store, timing Open and counting the WAL it
