@@ -1,6 +1,8 @@
 package lsm
 
 import (
+	"errors"
+
 	"github.com/stratadb/strata/internal/base"
 	"github.com/stratadb/strata/manifest"
 )
@@ -28,23 +30,18 @@ func (d *DB) readAt(snap base.SeqNum) base.SeqNum {
 // never reused and memtable values never change, so the result may alias
 // them after the read state is released.
 //
-// A read that meets Close returns ErrClosed, whatever it found: Close sets
-// closed before it installs its final read state, which has no memtables,
-// and before it closes the table cache, so a read that loaded that state
-// or lost its tables sees closed once done (bug 16 in docs/RELIABILITY.md:
+// A read that meets Close returns ErrClosed (bug 16 in docs/RELIABILITY.md:
 // it answered ErrNotFound, or an older value, for a key in the memtable).
+// Close installs a final read state without memtables, which no open DB
+// has, and only then closes the table cache: a read that loaded that state
+// stops at once, and a read of an earlier state either finds its answer
+// or meets a closed table, an error that reads as ErrClosed.
 func (d *DB) getCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([]byte, error) {
-	v, err := d.lookupCommitted(ns, pkey, snap)
-	if d.closed.Load() {
-		return nil, ErrClosed
-	}
-	return v, err
-}
-
-// lookupCommitted is getCommitted on the read state installed now.
-func (d *DB) lookupCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum) ([]byte, error) {
 	rs := d.loadReadState()
 	defer rs.unref()
+	if rs.mems == nil {
+		return nil, ErrClosed
+	}
 	if rs.version.IsDropped(ns) {
 		return nil, ErrNamespaceDropped
 	}
@@ -57,7 +54,7 @@ func (d *DB) lookupCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum)
 	for _, f := range rs.version.Files(0) {
 		v, kind, ok, err := getFromTable(f, d.tables, pkey, seq)
 		if err != nil || ok {
-			return foundErr(v, kind, err)
+			return d.foundErr(v, kind, err)
 		}
 	}
 	for level := 1; level < manifest.NumLevels; level++ {
@@ -67,7 +64,7 @@ func (d *DB) lookupCommitted(ns base.NamespaceID, pkey []byte, snap base.SeqNum)
 		}
 		v, kind, ok, err := getFromLevel(files, d.tables, pkey, seq)
 		if err != nil || ok {
-			return foundErr(v, kind, err)
+			return d.foundErr(v, kind, err)
 		}
 	}
 	return nil, ErrNotFound
@@ -81,10 +78,22 @@ func found(v []byte, kind base.Kind) ([]byte, error) {
 	return v, nil
 }
 
-// foundErr is found for a table lookup that may have failed.
-func foundErr(v []byte, kind base.Kind, err error) ([]byte, error) {
+// foundErr is found for a table lookup that may have failed (see
+// readErr).
+func (d *DB) foundErr(v []byte, kind base.Kind, err error) ([]byte, error) {
 	if err != nil {
-		return nil, err
+		return nil, d.readErr(err)
 	}
 	return found(v, kind)
+}
+
+// readErr returns the error a read reports for err, met reading a table:
+// once the DB is closed, an error other than corruption is ErrClosed, since
+// the table cache closes with the DB and a table it will not open reads as
+// that.
+func (d *DB) readErr(err error) error {
+	if err != nil && !errors.Is(err, ErrCorruption) && d.closed.Load() {
+		return ErrClosed
+	}
+	return err
 }

@@ -2,7 +2,6 @@ package lsm
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/stratadb/strata/internal/base"
@@ -70,16 +69,9 @@ func (it *Iterator) usable() bool {
 	return true
 }
 
-// setErr records err, from a source, as the iterator's error. Once the DB
-// is closed, an error other than corruption is ErrClosed: the table cache
-// closes with the DB, so it is what a table the closed cache would not
-// open reads as.
-func (it *Iterator) setErr(err error) {
-	if err != nil && !errors.Is(err, ErrCorruption) && it.db.closed.Load() {
-		err = ErrClosed
-	}
-	it.err = err
-}
+// setErr records err, from a source, as the iterator's error (see
+// DB.readErr).
+func (it *Iterator) setErr(err error) { it.err = it.db.readErr(err) }
 
 // First moves to the first key of the view.
 func (it *Iterator) First() bool {
